@@ -1,0 +1,36 @@
+"""The application factory.
+
+``create_app(settings)`` builds a fresh FastAPI app: settings on ``app.state``
+(injected into routes by :data:`~initserve.api.settings.SettingsDep`), the
+routers of :data:`~initserve.api.routers.ROUTERS`, and the error handlers of
+the one table in :mod:`initserve.api.errors`. Nothing is built at import time;
+uvicorn calls the factory (``initserve.api.app:create_app``, ``factory=True``).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import initserve
+from initserve.api.errors import install_error_handlers
+from initserve.api.routers import ROUTERS
+from initserve.api.settings import Settings, get_settings
+
+DESCRIPTION = """\
+Deterministic, seeded, initialized neural-network weight tensors.
+
+A tensor's bytes are a pure function of its canonical spec (method and parameters,
+shape, dtype, layout, seed, name) and of the algorithm version reported in the
+`X-Initserve-Algorithm-Version` header. Errors are `application/problem+json`
+(RFC 9457) naming the offending `field` and `value`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new initserve app using ``settings`` (default: read from ``INITSERVE_*``)."""
+    app = FastAPI(title="initserve", version=initserve.__version__, description=DESCRIPTION)
+    app.state.settings = settings if settings is not None else get_settings()
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    return app

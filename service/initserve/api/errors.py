@@ -1,0 +1,192 @@
+"""The ONE table mapping errors to HTTP answers (``application/problem+json``, RFC 9457).
+
+==================================  ======  ==========================================
+exception                           status  meaning
+==================================  ======  ==========================================
+``core.SpecError``                  422     the spec cannot be generated (bad shape,
+                                            unknown nonlinearity, std < 0, low >= high…)
+``formats.FormatError``             422     the format cannot carry the tensor (bfloat16
+                                            as npy, …). 422, not 406: the client chose
+                                            the format with ``?format=``, not ``Accept``
+``TooLarge`` (this module)          413     over a size limit; raised before any work
+``RequestValidationError``          422     wrong types, unknown fields, NaN/±inf…
+Starlette ``HTTPException``         as is   404 unknown path, 405 wrong verb
+anything else                       500     a bug: never turned into a 4xx
+==================================  ======  ==========================================
+
+Every body has ``type``, ``title``, ``status``, ``detail`` and the extension
+members ``field`` and ``value`` (the offending request field and what was
+sent); ``detail`` reads ``field=value: what is accepted``. Validation problems
+also list every error in ``errors``. Built-in ``ValueError`` is deliberately
+absent: an unexpected one is our bug, hence a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from initserve.core import METHODS, SpecError
+from initserve.formats import FormatError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_PREFIX = "urn:initserve:problem:"
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+_METHOD_NAMES = frozenset(name for method in METHODS for name in (method.name, *method.aliases))
+_MAX_VALUE_CHARS = 200
+
+
+class TooLarge(Exception):
+    """A request over a configured size limit (checked before anything is generated)."""
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        super().__init__(f"{field}={value!r}: {message}")
+        self.field = field
+        self.value = value
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a problem body says about one error."""
+
+    field: str
+    value: Any
+    message: str
+    status: int | None = None  # overrides the table's status (HTTPException)
+    errors: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """One row of the table."""
+
+    status: int
+    slug: str
+    title: str
+    describe: Callable[[Any, Request], Described]
+
+
+class ProblemResponse(Response):
+    """An RFC 9457 problem document (stdlib json: big integers such as a 2**64 seed survive)."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-safe: non-finite floats as strings, long texts and odd objects shortened."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "…"
+    if isinstance(value, list | tuple) and len(value) <= 64:
+        return [jsonable(item) for item in value]
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "…"
+
+
+def _domain(exc: SpecError | FormatError | TooLarge, request: Request) -> Described:
+    return Described(exc.field, exc.value, exc.message)
+
+
+def _pydantic_error(error: dict[str, Any]) -> Described:
+    """One pydantic error with the union tag and the location prefix removed from its path."""
+    loc = list(error.get("loc", ()))
+    if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    tag = loc.pop(0) if loc and isinstance(loc[0], str) and loc[0] in _METHOD_NAMES else None
+    kind, message, value = error.get("type"), str(error.get("msg", "invalid")), error.get("input")
+    if kind == "union_tag_invalid":
+        return Described(
+            "method", error.get("ctx", {}).get("tag"), f"unknown method; known: {', '.join(sorted(_METHOD_NAMES))}"
+        )
+    if kind == "union_tag_not_found":
+        return Described("method", None, "is required")
+    if kind == "json_invalid":
+        return Described("body", None, f"invalid JSON: {error.get('ctx', {}).get('error', 'decode error')}")
+    if kind == "missing":
+        return Described(".".join(map(str, loc)), None, "is required")
+    if kind == "extra_forbidden" and tag is not None:
+        message = f"unknown field for method {tag!r}"
+    return Described(".".join(map(str, loc)) or "body", value, message)
+
+
+def _validation(exc: RequestValidationError, request: Request) -> Described:
+    described = [_pydantic_error(error) for error in exc.errors()]
+    first = described[0] if described else Described("body", None, "invalid request")
+    errors = [{"field": d.field, "value": jsonable(d.value), "message": d.message} for d in described]
+    return Described(first.field, first.value, first.message, errors=errors)
+
+
+def _http(exc: HTTPException, request: Request) -> Described:
+    return Described("path", request.url.path, str(exc.detail), status=exc.status_code)
+
+
+def _unexpected(exc: Exception, request: Request) -> Described:
+    return Described("", None, "internal server error")
+
+
+PROBLEMS: dict[type[Exception], ProblemType] = {
+    SpecError: ProblemType(422, "invalid-spec", "Invalid tensor specification", _domain),
+    FormatError: ProblemType(422, "unsupported-format", "Format cannot carry this tensor", _domain),
+    TooLarge: ProblemType(413, "too-large", "Request too large", _domain),
+    RequestValidationError: ProblemType(422, "invalid-request", "Invalid request", _validation),
+    HTTPException: ProblemType(400, "http", "HTTP error", _http),
+    Exception: ProblemType(500, "internal", "Internal server error", _unexpected),
+}
+"""Exception class → problem type. Lookup follows the exception's MRO."""
+
+
+def problem_for(exc: Exception) -> ProblemType:
+    """The table row of ``exc`` (the most specific class in its MRO)."""
+    for cls in type(exc).__mro__:
+        if cls in PROBLEMS:
+            return PROBLEMS[cls]
+    return PROBLEMS[Exception]  # pragma: no cover - every exception is an Exception
+
+
+def _detail(described: Described) -> str:
+    if not described.field:
+        return described.message
+    value = json.dumps(jsonable(described.value), ensure_ascii=False, allow_nan=False)
+    return f"{described.field}={value}: {described.message}"
+
+
+async def problem_response(request: Request, exc: Exception) -> Response:
+    """Render ``exc`` as a problem+json answer according to :data:`PROBLEMS`."""
+    problem = problem_for(exc)
+    described = problem.describe(exc, request)
+    status = described.status or problem.status
+    body: dict[str, Any] = {
+        "type": _TYPE_PREFIX + (problem.slug if described.status is None else f"http-{status}"),
+        "title": problem.title if described.status is None else HTTPStatus(status).phrase,
+        "status": status,
+        "detail": _detail(described),
+        "field": described.field,
+        "value": jsonable(described.value),
+    }
+    if described.errors:
+        body["errors"] = described.errors
+    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register :func:`problem_response` for every class of :data:`PROBLEMS`."""
+    for cls in PROBLEMS:
+        app.add_exception_handler(cls, problem_response)

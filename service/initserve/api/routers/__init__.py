@@ -1,0 +1,11 @@
+"""The HTTP routes, gathered in one place: :data:`ROUTERS` is what the app mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from initserve.api.routers import catalog, health, tensor
+
+ROUTERS: tuple[APIRouter, ...] = (tensor.router, catalog.router, health.router)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,59 @@
+"""``POST /v1/tensor`` and ``GET /v1/tensor``: one tensor, two spellings, one code path."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from initserve.api.query import reject_unknown, spec_from_query
+from initserve.api.schemas import TensorRequest, problem_responses, spec_arguments, tensor_query_parameters
+from initserve.api.serving import tensor_response
+from initserve.api.settings import SettingsDep
+from initserve.formats import Format
+
+router = APIRouter(prefix="/v1", tags=["tensor"])
+
+FormatQuery = Annotated[
+    Format,
+    Query(
+        alias="format",
+        description="npy (default; no bfloat16), safetensors (unnamed tensors are stored as 'weight'), "
+        "json ({name, shape, dtype, algorithm_version, data}), raw (little-endian bytes; "
+        "X-Initserve-Shape and X-Initserve-Dtype headers)",
+    ),
+]
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the tensor; headers X-Initserve-Algorithm-Version and X-Initserve-Spec (canonical spec)",
+        "content": {"application/octet-stream": _BINARY, "application/json": {"schema": {"type": "object"}}},
+    },
+    **problem_responses(
+        {
+            413: "over INITSERVE_MAX_ELEMENTS, the JSON cap or the dense-matrix side",
+            422: "invalid specification, or a format that cannot carry it",
+        }
+    ),
+}
+
+
+@router.post("/tensor", response_class=Response, responses=RESPONSES, summary="One tensor from a JSON spec")
+def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
+    """Generate the tensor described by the JSON body (discriminated by ``method``)."""
+    reject_unknown(request.query_params, allowed=("format",))
+    return tensor_response(spec_arguments(spec), fmt, settings)
+
+
+@router.get(
+    "/tensor",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="One tensor from query parameters (cacheable URL)",
+    openapi_extra={"parameters": tensor_query_parameters()},
+)
+def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
+    """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated)."""
+    return tensor_response(spec_arguments(spec_from_query(request.query_params)), fmt, settings)

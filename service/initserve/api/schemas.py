@@ -1,0 +1,241 @@
+"""Wire models (pydantic v2), generated from the core catalogue.
+
+:data:`TensorRequest` is ONE discriminated union on ``method``: one model per
+entry of :data:`initserve.core.METHODS`, whose ``method`` field is
+``Literal[canonical, *aliases]``, with the common fields (shape, dtype, layout,
+seed, name) and the method's own parameters (doc, default, choices and bounds
+shown in OpenAPI).
+
+Division of labour: these models check *types* only — unknown fields are
+refused (``extra="forbid"``: a typo such as ``stddev`` never falls back to a
+default), floats must be finite (NaN and ±inf refused, also as the strings
+``"NaN"``/``"inf"``), choices are enums. Ranges and every other semantic rule
+stay in the core (:func:`initserve.core.resolve`), the only semantic
+validator; the bounds shown in OpenAPI are documentation of what it enforces.
+
+JSON bodies are validated strictly (``"std": "0.5"`` is refused); query strings
+(``GET /v1/tensor``) go through the same models in lax mode, which parses the
+strings (:func:`validate_query_spec`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from initserve.core import DTYPES, LAYOUTS, METHODS, Method, Param
+from initserve.core.dtypes import DType
+from initserve.core.layout import Layout
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A float that refuses NaN and ±inf (numbers and strings alike)."""
+
+SEED_SCHEMA: dict[str, Any] = {"minimum": 0, "format": "uint64"}
+"""Seeds are 0 … 2^64−1. No ``maximum``: OpenAPI tooling stores bounds as doubles, and 2^64−1 would
+round up to 2^64 (the core refuses it with a 422)."""
+_KINDS: dict[str, Any] = {"float": FiniteFloat, "int": int, "bool": bool, "str": str}
+
+
+class SpecBase(BaseModel):
+    """Fields every tensor specification has, whatever its method."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    shape: list[int] = Field(
+        description="dimensions, each >= 0; [] is a 0-D tensor. torch layout: [out, in, *kernel]; "
+        "keras/jax: [*kernel, in, out]",
+        examples=[[256, 128]],
+    )
+    dtype: DType = Field(
+        default="float32", description="float16 and bfloat16 are the float32 values rounded to nearest even"
+    )
+    layout: Layout = Field(default="torch", description="axis convention used for fans")
+    seed: int = Field(default=0, description="0 … 2^64−1", json_schema_extra=SEED_SCHEMA)
+    name: str = Field(
+        default="",
+        description="tensor name; with the seed it keys the random stream (safetensors key: 'weight' when empty)",
+        json_schema_extra={"maxLength": 1024},
+    )
+
+
+def _bounds(param: Param) -> dict[str, Any]:
+    """JSON-schema bounds documenting what the core enforces."""
+    bounds: dict[str, Any] = {}
+    if param.minimum is not None:
+        bounds["exclusiveMinimum" if param.exclusive_minimum else "minimum"] = param.minimum
+    if param.maximum is not None:
+        bounds["maximum"] = param.maximum
+    return bounds
+
+
+def _param_field(param: Param) -> tuple[Any, Any]:
+    """The (annotation, FieldInfo) of one method parameter."""
+    kind: Any = Literal[param.choices] if param.choices else _KINDS[param.kind]
+    extra = _bounds(param)
+    if param.required:
+        return kind, Field(description=param.doc, json_schema_extra=extra)
+    if param.default is None:
+        return kind | None, Field(default=None, description=param.doc, json_schema_extra=extra)
+    return kind, Field(default=param.default, description=param.doc, json_schema_extra=extra)
+
+
+def _model_name(method: Method) -> str:
+    return "".join(part.capitalize() for part in method.name.split("_")) + "Spec"
+
+
+def spec_model(method: Method) -> type[SpecBase]:
+    """The wire model of one method."""
+    clash = {param.name for param in method.params} & {*SpecBase.model_fields, "method"}
+    if clash:
+        raise RuntimeError(f"method {method.name!r} declares parameters that clash with common fields: {clash}")
+    names: Any = Literal[(method.name, *method.aliases)]
+    fields: dict[str, Any] = {
+        "method": (names, Field(description=f"{method.formula} — {method.reference}")),
+        **{param.name: _param_field(param) for param in method.params},
+    }
+    return create_model(_model_name(method), __base__=SpecBase, __doc__=f"{method.name}: {method.formula}", **fields)
+
+
+SPEC_MODELS: tuple[type[SpecBase], ...] = tuple(spec_model(method) for method in METHODS)
+
+TensorRequest = Annotated[Union[SPEC_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
+"""A tensor specification: the union of every method's model, discriminated by ``method``."""
+
+_ADAPTER: TypeAdapter[SpecBase] = TypeAdapter(TensorRequest)
+
+
+def spec_arguments(spec: SpecBase) -> dict[str, Any]:
+    """The keyword arguments for :func:`initserve.core.resolve`: only what the caller set.
+
+    Defaults are filled by the core, the single source of truth for them.
+    """
+    return spec.model_dump(exclude_unset=True)
+
+
+def validate_query_spec(query: dict[str, Any]) -> SpecBase:
+    """Validate a spec given as query strings (lax mode: ``"0.5"`` → 0.5, ``"true"`` → True).
+
+    Raises :class:`pydantic.ValidationError`.
+    """
+    return _ADAPTER.validate_python(query, strict=False)
+
+
+# --- answers of the catalogue and health endpoints --------------------------------
+
+
+class ParameterInfo(BaseModel):
+    """One parameter of a method, as declared in the core."""
+
+    name: str
+    kind: Literal["float", "int", "bool", "str"]
+    required: bool
+    default: float | int | bool | str | None = Field(description="null when required or optional without default")
+    choices: list[str] | None = None
+    minimum: float | None = None
+    exclusive_minimum: bool = Field(default=False, description="true when the value must be strictly above minimum")
+    maximum: float | None = None
+    doc: str
+
+
+class MethodInfo(BaseModel):
+    """A catalogue entry."""
+
+    name: str
+    aliases: list[str]
+    parameters: list[ParameterInfo]
+    formula: str
+    reference: str
+
+
+class Gain(BaseModel):
+    """Recommended gain of a nonlinearity."""
+
+    nonlinearity: str
+    negative_slope: float | None
+    gain: float
+
+
+class FanInfo(BaseModel):
+    """Fans of a shape in a layout."""
+
+    shape: list[int]
+    layout: Layout
+    fan_in: int
+    fan_out: int
+    receptive_field: int
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"]
+    algorithm_version: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str = Field(description="URI naming the kind of problem, e.g. urn:initserve:problem:invalid-spec")
+    title: str
+    status: int
+    detail: str = Field(description="`field=value: what is accepted`")
+    field: str = Field(description="the offending request field (dotted path, e.g. shape.0)")
+    value: Any = Field(description="what was sent for that field")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="every validation error (field, value, message)"
+    )
+
+
+# --- query-string documentation of GET /v1/tensor ---------------------------------
+
+_JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
+
+
+def _query_parameter(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def tensor_query_parameters() -> list[dict[str, Any]]:
+    """OpenAPI parameters of ``GET /v1/tensor``: the common fields, then every method parameter once."""
+    common = SpecBase.model_fields
+    names = sorted(name for method in METHODS for name in (method.name, *method.aliases))
+    parameters = [
+        _query_parameter("method", {"type": "string", "enum": names}, "initialization method or alias", True),
+        _query_parameter(
+            "shape",
+            {"type": "string", "example": "256,128"},
+            "comma-separated dimensions; empty for a 0-D tensor",
+            True,
+        ),
+        _query_parameter(
+            "dtype", {"type": "string", "enum": list(DTYPES), "default": "float32"}, common["dtype"].description or ""
+        ),
+        _query_parameter(
+            "layout", {"type": "string", "enum": list(LAYOUTS), "default": "torch"}, common["layout"].description or ""
+        ),
+        _query_parameter("seed", {"type": "integer", **SEED_SCHEMA, "default": 0}, "0 … 2^64−1"),
+        _query_parameter("name", {"type": "string", "default": ""}, common["name"].description or ""),
+    ]
+    users: dict[str, list[str]] = {}
+    declared: dict[str, Param] = {}
+    for method in METHODS:
+        for param in method.params:
+            users.setdefault(param.name, []).append(method.name)
+            declared.setdefault(param.name, param)
+    for name in sorted(declared):
+        param = declared[name]
+        schema: dict[str, Any] = {"type": _JSON_TYPES[param.kind]}
+        if param.choices:
+            schema["enum"] = list(param.choices)
+        parameters.append(_query_parameter(name, schema, f"{param.doc} (methods: {', '.join(users[name])})"))
+    return parameters
+
+
+def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem+json answers with these status codes."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+        for status, description in descriptions.items()
+    }

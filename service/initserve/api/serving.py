@@ -1,0 +1,138 @@
+"""Serving one tensor: spec → limits → core → formats → streamed HTTP answer.
+
+The routers parse (JSON body or query string) into one argument dict and call
+:func:`tensor_response`; everything after parsing is this one code path.
+
+Limits (:func:`check_limits`) are checked on the resolved spec, before any
+value is generated: more than ``max_elements`` elements, a JSON answer above
+``max_json_elements``, or a matrix side above ``max_dense_side`` for the
+methods that build their whole matrix (orthogonal, sparse,
+delta_orthogonal) are :class:`~initserve.api.errors.TooLarge` (413).
+
+Response headers:
+
+- ``X-Initserve-Algorithm-Version``: the generator version (also the
+  ``algorithm_version`` key of JSON answers, and safetensors metadata);
+- ``X-Initserve-Spec``: the canonical spec, compact JSON (ASCII);
+- ``X-Initserve-Shape`` / ``X-Initserve-Dtype``: with ``format=raw``;
+- ``ETag`` (strong: the bytes are a pure function of spec, format and algorithm
+  version) and ``Cache-Control: immutable``.
+
+safetensors needs a non-empty tensor name: a tensor whose spec name is ``""``
+is stored under the key ``"weight"`` (the spec in the metadata keeps ``""``,
+so the values are those of the unnamed tensor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.responses import StreamingResponse
+
+from initserve.api.errors import TooLarge
+from initserve.api.settings import Settings
+from initserve.core import ALGORITHM_VERSION, Tensor, resolve
+from initserve.core.layout import canonical_shape
+from initserve.formats import Format, TensorSource, encode
+
+ALGORITHM_HEADER = "X-Initserve-Algorithm-Version"
+SPEC_HEADER = "X-Initserve-Spec"
+SAFETENSORS_DEFAULT_KEY = "weight"
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class NamedSource:
+    """A :class:`Tensor` presented to the encoders under another name (safetensors key)."""
+
+    tensor: Tensor
+    name: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.tensor.dtype
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.tensor.metadata
+
+    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        return self.tensor.iter_flat(start, stop)
+
+
+def encoder_source(tensor: Tensor, fmt: Format) -> TensorSource:
+    """The tensor as the encoders should see it (unnamed tensors become ``"weight"`` in safetensors)."""
+    if fmt == "safetensors" and not tensor.name:
+        return NamedSource(tensor, SAFETENSORS_DEFAULT_KEY)  # type: ignore[return-value]
+    return tensor  # type: ignore[return-value]
+
+
+def dense_sides(tensor: Tensor) -> tuple[int, int] | None:
+    """Rows and columns of the matrix a whole-matrix method builds (``None`` for elementwise methods)."""
+    shape = canonical_shape(tensor.shape, tensor.spec.layout)
+    if tensor.spec.method in ("orthogonal", "sparse"):
+        return shape[0], math.prod(shape[1:])
+    if tensor.spec.method == "delta_orthogonal":
+        return shape[0], shape[1]
+    return None
+
+
+def check_limits(tensor: Tensor, fmt: Format, settings: Settings) -> None:
+    """Raise :class:`TooLarge` when serving ``tensor`` as ``fmt`` exceeds a limit of ``settings``."""
+    shape = list(tensor.shape)
+    if tensor.numel > settings.max_elements:
+        raise TooLarge(
+            "shape",
+            shape,
+            f"{tensor.numel} elements exceed the limit of {settings.max_elements} (INITSERVE_MAX_ELEMENTS)",
+        )
+    if fmt == "json" and tensor.numel > settings.max_json_elements:
+        raise TooLarge(
+            "format",
+            fmt,
+            f"a {tensor.numel}-element tensor exceeds the format=json limit of "
+            f"{settings.max_json_elements} elements (INITSERVE_MAX_JSON_ELEMENTS); "
+            "use format=npy, safetensors or raw",
+        )
+    sides = dense_sides(tensor)
+    if sides is not None and max(sides) > settings.max_dense_side:
+        raise TooLarge(
+            "shape",
+            shape,
+            f"method {tensor.spec.method!r} builds a {sides[0]}×{sides[1]} matrix; "
+            f"sides are limited to {settings.max_dense_side} (INITSERVE_MAX_DENSE_SIDE)",
+        )
+
+
+def spec_json(tensor: Tensor) -> str:
+    """The canonical spec as compact ASCII JSON."""
+    return json.dumps(tensor.spec.canonical(), separators=(",", ":"))
+
+
+def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings) -> StreamingResponse:
+    """Resolve, check and encode one tensor; stream it with its length known up front."""
+    tensor = resolve(**arguments)
+    check_limits(tensor, fmt, settings)
+    extra = {"algorithm_version": ALGORITHM_VERSION} if fmt == "json" else None  # metadata/headers carry it otherwise
+    body = encode(encoder_source(tensor, fmt), fmt, extra)
+    canonical = spec_json(tensor)
+    etag = hashlib.sha256(f"{ALGORITHM_VERSION}\n{fmt}\n{canonical}".encode()).hexdigest()[:32]
+    headers = {
+        **body.headers,
+        "Content-Length": str(body.length),
+        ALGORITHM_HEADER: ALGORITHM_VERSION,
+        SPEC_HEADER: canonical,
+        "ETag": f'"{etag}"',
+        "Cache-Control": CACHE_CONTROL,
+    }
+    return StreamingResponse(body.chunks, media_type=body.media_type, headers=headers)

@@ -1,0 +1,181 @@
+"""A resolved tensor: canonical spec, key, plan — and its values, any region at a time.
+
+:func:`resolve` validates a request (raising :class:`SpecError` before any
+work) and returns a :class:`Tensor`. ``Tensor.region(box)`` computes a box of
+the tensor in its own layout; ``Tensor.iter_flat(start, stop)`` streams
+row-major elements in bounded chunks. Both equal the corresponding part of the
+full tensor, bit for bit, for every method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from initserve.core.distributions import Theory
+from initserve.core.dtypes import DTYPES, STORAGE, round_to
+from initserve.core.errors import SpecError
+from initserve.core.layout import LAYOUTS, Layout, canonical_axes
+from initserve.core.methods import Geometry, lookup
+from initserve.core.params import resolve_params
+from initserve.core.plans import Box, Dense, Plan
+from initserve.core.stream import derive_key
+
+ALGORITHM_VERSION = "1"
+MAX_NDIM = 8
+MAX_SEED = 2**64 - 1
+MAX_NAME_LENGTH = 1024
+CHUNK_ELEMENTS = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """The canonical description of a tensor: its bytes are a pure function of it."""
+
+    method: str
+    params: Mapping[str, Any]
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    layout: Layout = "torch"
+    seed: int = 0
+    name: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        """JSON-ready form with sorted keys; unset optional parameters are omitted."""
+        params = {k: v for k, v in sorted(self.params.items()) if v is not None}
+        return {"method": self.method, "params": params, "shape": list(self.shape), "dtype": self.dtype,
+                "layout": self.layout, "seed": self.seed, "name": self.name}
+
+
+@dataclass
+class Tensor:
+    """A resolved tensor, generated lazily."""
+
+    spec: TensorSpec
+    plan: Plan
+    key: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = derive_key(self.spec.seed, self.spec.name)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.spec.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.dtype
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.spec.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * STORAGE[self.spec.dtype].itemsize
+
+    @property
+    def theory(self) -> Theory:
+        return self.plan.theory()
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """String metadata for file formats: the canonical spec and the algorithm version."""
+        return {"initserve.spec": json.dumps(self.spec.canonical(), separators=(",", ":")),
+                "initserve.algorithm_version": ALGORITHM_VERSION}
+
+    @cached_property
+    def _canonical_shape(self) -> tuple[int, ...]:
+        return Geometry(self.spec.shape, self.spec.layout).canonical
+
+    @cached_property
+    def _axes(self) -> tuple[int, ...]:
+        return canonical_axes(len(self.spec.shape), self.spec.layout)
+
+    @cached_property
+    def _dense(self) -> np.ndarray:
+        assert isinstance(self.plan, Dense)
+        return self.plan.build(self.key).reshape(self._canonical_shape)
+
+    def _canonical_region(self, box: Box) -> np.ndarray:
+        if isinstance(self.plan, Dense):
+            return round_to(self._dense[tuple(slice(start, stop) for start, stop in box)], self.spec.dtype)
+        return self.plan.region(self.key, self._canonical_shape, box, self.spec.dtype)
+
+    def region(self, box: Box | None = None) -> np.ndarray:
+        """Values of ``box`` (per-dim ``(start, stop)``, default: everything) in storage dtype."""
+        if box is None:
+            box = tuple((0, n) for n in self.spec.shape)
+        canonical_box: list[tuple[int, int]] = [(0, 0)] * len(box)
+        for position, axis in enumerate(self._axes):
+            canonical_box[axis] = box[position]
+        return np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self._axes), order="C")
+
+    def iter_flat(self, start: int = 0, stop: int | None = None,
+                  chunk: int = CHUNK_ELEMENTS) -> Iterator[np.ndarray]:
+        """Row-major elements ``[start, stop)`` in 1-D chunks of at most ``chunk`` elements."""
+        stop = self.numel if stop is None else stop
+        for begin in range(start, stop, chunk):
+            end = min(stop, begin + chunk)
+            yield np.concatenate([self.region(b).ravel() for b in flat_boxes(self.spec.shape, begin, end)]) \
+                if end > begin else np.empty(0, STORAGE[self.spec.dtype])
+
+
+def flat_boxes(shape: tuple[int, ...], start: int, stop: int) -> list[Box]:
+    """Boxes whose row-major concatenation is exactly elements ``[start, stop)`` of ``shape``."""
+    if start >= stop:
+        return []
+    if not shape:
+        return [()]
+    inner = math.prod(shape[1:])
+    first, last = start // inner, (stop - 1) // inner
+    rest_full = tuple((0, n) for n in shape[1:])
+    if start % inner == 0 and stop % inner == 0:
+        return [((first, last + 1), *rest_full)]
+    if first == last:
+        offset = first * inner
+        return [((first, first + 1), *b) for b in flat_boxes(shape[1:], start - offset, stop - offset)]
+    boxes = flat_boxes(shape, start, (first + 1) * inner)
+    if last > first + 1:
+        boxes.append(((first + 1, last), *rest_full))
+    boxes += flat_boxes(shape, last * inner, stop)
+    return boxes
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, list | tuple) or len(shape) > MAX_NDIM:
+        raise SpecError("shape", shape, f"must be a list of at most {MAX_NDIM} non-negative integers")
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise SpecError("shape", list(shape), f"dimension {n!r} is not a non-negative integer")
+    return tuple(shape)
+
+
+def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "torch", seed: int = 0,
+            name: str = "", **params: Any) -> Tensor:
+    """Validate a request and return its :class:`Tensor` (nothing is generated yet)."""
+    entry = lookup(method)
+    dims = _check_shape(shape)
+    if dtype not in DTYPES:
+        raise SpecError("dtype", dtype, f"must be one of: {', '.join(DTYPES)}")
+    if layout not in LAYOUTS:
+        raise SpecError("layout", layout, f"must be one of: {', '.join(LAYOUTS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SpecError("seed", seed, "must be an integer in 0 … 2^64−1")
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+        raise SpecError("name", name, f"must be a string of at most {MAX_NAME_LENGTH} characters")
+    resolved = resolve_params(entry.name, entry.params, params)
+    geometry = Geometry(dims, layout)  # type: ignore[arg-type]
+    plan = entry.build(resolved, geometry)
+    spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name)  # type: ignore[arg-type]
+    return Tensor(spec, plan)

@@ -1,0 +1,131 @@
+"""Encoded bodies: a byte stream whose total length is known before any value is generated.
+
+An encoder describes its output as a list of *parts*: literal ``bytes`` (headers,
+padding, in-memory JSON) and :class:`TensorPart` (the little-endian data buffer of
+a lazy tensor). :func:`assemble` turns the parts into an :class:`EncodedBody`
+whose ``length`` is the exact byte count, whose ``chunks`` are produced lazily in
+pieces of at most :data:`MAX_CHUNK_BYTES`, and whose ``byte_range`` yields any
+byte range ``[start, stop)`` while generating only the elements that overlap it
+(what an HTTP ``Range`` request or a rank fetching its own shard needs).
+
+Memory stays bounded by the chunk size of the source plus one output chunk,
+whatever the size of the tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from initserve.formats.source import TensorSource, element_count, storage_dtype
+
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+"""Upper bound on the size of one chunk of an encoded body."""
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    """A response body: media type, exact length, extra headers and lazy chunks.
+
+    ``chunks`` is a single-use iterator over the whole body. ``byte_range(start,
+    stop)`` returns a fresh iterator over bytes ``[start, stop)``; it may be
+    called any number of times.
+    """
+
+    media_type: str
+    length: int
+    headers: dict[str, str]
+    chunks: Iterator[bytes]
+    byte_range: Callable[[int, int], Iterator[bytes]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TensorPart:
+    """The little-endian data buffer of one tensor, generated on demand."""
+
+    source: TensorSource
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per stored element."""
+        return storage_dtype(self.source.dtype).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the data buffer in bytes."""
+        return element_count(self.source.shape) * self.itemsize
+
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]:
+        """Yield bytes ``[lo, hi)`` of the buffer, generating only the elements that overlap them."""
+        if lo >= hi:
+            return
+        expected = storage_dtype(self.source.dtype)
+        size = self.itemsize
+        first, last = lo // size, -(-hi // size)
+        skip = lo - first * size  # bytes to drop from the first element
+        remaining = hi - lo
+        seen = 0
+        step = max(1, MAX_CHUNK_BYTES // size)
+        for array in self.source.iter_flat(first, last):
+            if array.dtype != expected or array.ndim != 1:
+                raise TypeError(
+                    f"source {self.source.name!r} yielded {array.dtype.str}{array.shape}, expected 1-D {expected.str}"
+                )
+            seen += array.size
+            if seen > last - first:
+                raise ValueError(f"source {self.source.name!r} yielded more than {last - first} elements")
+            for begin in range(0, array.size, step):
+                data = np.ascontiguousarray(array[begin : begin + step]).tobytes()
+                if skip:
+                    data, skip = data[skip:], 0
+                if len(data) > remaining:
+                    data = data[:remaining]
+                remaining -= len(data)
+                if data:
+                    yield data
+        if seen != last - first:
+            raise ValueError(f"source {self.source.name!r} yielded {seen} elements, expected {last - first}")
+
+
+Part = bytes | TensorPart
+
+
+def _part_length(part: Part) -> int:
+    return len(part) if isinstance(part, bytes) else part.nbytes
+
+
+def _iter_range(parts: Sequence[Part], start: int, stop: int) -> Iterator[bytes]:
+    offset = 0
+    for part in parts:
+        end = offset + _part_length(part)
+        lo, hi = max(start, offset) - offset, min(stop, end) - offset
+        if lo < hi:
+            if isinstance(part, bytes):
+                for begin in range(lo, hi, MAX_CHUNK_BYTES):
+                    yield part[begin : min(begin + MAX_CHUNK_BYTES, hi)]
+            else:
+                yield from part.iter_bytes(lo, hi)
+        offset = end
+        if offset >= stop:
+            return
+
+
+def assemble(parts: Sequence[Part], media_type: str, headers: dict[str, str] | None = None) -> EncodedBody:
+    """Build the :class:`EncodedBody` that concatenates ``parts`` in order."""
+    frozen = tuple(parts)
+    length = sum(_part_length(part) for part in frozen)
+
+    def byte_range(start: int, stop: int) -> Iterator[bytes]:
+        if not 0 <= start <= stop <= length:
+            raise ValueError(f"byte range [{start}, {stop}) outside body of length {length}")
+        return _iter_range(frozen, start, stop)
+
+    return EncodedBody(
+        media_type=media_type,
+        length=length,
+        headers=dict(headers or {}),
+        chunks=_iter_range(frozen, 0, length),
+        byte_range=byte_range,
+    )

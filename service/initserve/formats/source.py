@@ -1,0 +1,64 @@
+"""The lazy tensor protocol the encoders consume.
+
+``formats/`` never imports the numerics core: anything with a name, a shape, a
+dtype, string metadata and an ``iter_flat`` method can be encoded. Values are
+exchanged in their little-endian *storage* dtype; bfloat16 travels as the raw
+16-bit patterns in ``<u2`` (the high half of the float32 bit pattern), because
+numpy has no bfloat16.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Literal, Protocol
+
+import numpy as np
+
+from initserve.formats.errors import FormatError
+
+DType = Literal["float32", "float64", "float16", "bfloat16"]
+
+STORAGE_DTYPES: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),
+}
+
+
+class TensorSource(Protocol):
+    """A tensor whose values are generated on demand, in row-major order."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    metadata: dict[str, str]
+
+    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        """Yield 1-D storage-dtype arrays covering elements ``[start, stop)`` in order.
+
+        Each array is a bounded chunk; together they hold exactly
+        ``stop - start`` elements.
+        """
+        ...
+
+
+def storage_dtype(dtype: str) -> np.dtype:
+    """The little-endian numpy dtype that carries ``dtype`` (``<u2`` for bfloat16)."""
+    try:
+        return STORAGE_DTYPES[dtype]
+    except KeyError:
+        raise FormatError(
+            "dtype", dtype, f"unknown dtype {dtype!r}; expected one of {sorted(STORAGE_DTYPES)}"
+        ) from None
+
+
+def element_count(shape: tuple[int, ...]) -> int:
+    """Number of elements of a tensor of ``shape`` (1 for a 0-D tensor)."""
+    return math.prod(shape)
+
+
+def nbytes(source: TensorSource) -> int:
+    """Size in bytes of the tensor's little-endian data buffer."""
+    return element_count(source.shape) * storage_dtype(source.dtype).itemsize

@@ -1,0 +1,108 @@
+"""A real ``initserve serve`` process on a free port, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from safetensors.numpy import load as load_safetensors
+
+from initserve.core import ALGORITHM_VERSION, resolve
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def initserve_command() -> list[str]:
+    """The installed console script next to this interpreter, else the module."""
+    script = Path(sys.executable).with_name("initserve")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("initserve")
+    return [found] if found else [sys.executable, "-m", "initserve.cli"]
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "INITSERVE_MAX_ELEMENTS": "100000", "INITSERVE_MAX_JSON_ELEMENTS": "1000"}
+    command = [*initserve_command(), "serve", "--port", str(port), "--workers", str(request.param)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"server exited with {process.returncode}:\n{output}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_healthz(server):
+    response = httpx.get(f"{server}/healthz")
+    assert response.json() == {"status": "ok", "algorithm_version": ALGORITHM_VERSION}
+
+
+def test_tensor_over_http_equals_core(server):
+    spec = {"method": "kaiming_uniform", "shape": [64, 32, 3, 3], "seed": 42, "name": "conv1.weight"}
+    want = resolve(**spec).region()
+    with httpx.Client(base_url=server) as client:
+        for _ in range(4):  # several connections may land on different workers: same bytes
+            response = client.post("/v1/tensor", json=spec)
+            assert response.status_code == 200
+            assert int(response.headers["content-length"]) == len(response.content)
+            np.testing.assert_array_equal(np.load(io.BytesIO(response.content), allow_pickle=False), want)
+        got = client.get(
+            "/v1/tensor",
+            params={
+                "method": "he_uniform",
+                "shape": "64,32,3,3",
+                "seed": "42",
+                "name": "conv1.weight",
+                "format": "safetensors",
+            },
+        )
+        np.testing.assert_array_equal(load_safetensors(got.content)["conv1.weight"], want)
+
+
+def test_environment_limits_apply(server):
+    with httpx.Client(base_url=server) as client:
+        too_big = client.get("/v1/tensor", params={"method": "normal", "shape": "100001"})
+        assert too_big.status_code == 413
+        assert too_big.headers["content-type"] == "application/problem+json"
+        assert (
+            client.get("/v1/tensor", params={"method": "normal", "shape": "1001", "format": "json"}).status_code == 413
+        )
+        assert (
+            client.get("/v1/tensor", params={"method": "normal", "shape": "1000", "format": "json"}).status_code == 200
+        )
+        bad = client.post("/v1/tensor", json={"method": "normal", "shape": [2], "stddev": 1})
+        assert bad.status_code == 422 and bad.json()["field"] == "stddev"

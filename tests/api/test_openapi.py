@@ -1,0 +1,63 @@
+"""The committed ``openapi/openapi.json`` is the app's spec (run ``make openapi`` after API changes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from initserve.api import Settings, create_app
+from initserve.api.openapi_export import main, render_openapi
+from initserve.core import METHODS
+
+from .cases import SMALL
+
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+
+
+def test_committed_spec_matches_the_app():
+    assert COMMITTED.exists(), "run `make openapi`"
+    assert COMMITTED.read_text(encoding="utf-8") == render_openapi(create_app(SMALL)), (
+        "openapi/openapi.json is stale: run `make openapi`"
+    )
+
+
+def test_spec_does_not_depend_on_settings():
+    assert render_openapi(create_app(Settings())) == render_openapi(create_app(SMALL))
+
+
+def test_export_script_writes_stable_text(tmp_path):
+    target = tmp_path / "nested" / "openapi.json"
+    main([str(target)])
+    text = target.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and text == render_openapi()
+    assert list(json.loads(text)) == sorted(json.loads(text))  # sorted keys
+
+
+def test_tensor_body_is_one_discriminated_union():
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    schema = document["paths"]["/v1/tensor"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["discriminator"]["propertyName"] == "method"
+    names = {name for method in METHODS for name in (method.name, *method.aliases)}
+    assert set(schema["discriminator"]["mapping"]) == names
+    assert len(schema["oneOf"]) == len(METHODS)
+    normal = document["components"]["schemas"]["NormalSpec"]
+    assert normal["additionalProperties"] is False
+    assert normal["properties"]["std"] == {
+        "default": 1.0,
+        "description": "standard deviation",
+        "minimum": 0.0,
+        "title": "Std",
+        "type": "number",
+    }
+    assert normal["properties"]["method"]["enum"] == ["normal", "random_normal"]
+    sparse = document["components"]["schemas"]["SparseSpec"]
+    assert "sparsity" in sparse["required"]
+    problem = document["paths"]["/v1/tensor"]["post"]["responses"]["422"]["content"]
+    assert "application/json" in problem or "application/problem+json" in problem
+
+
+def test_get_tensor_documents_every_method_parameter():
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    documented = {p["name"] for p in document["paths"]["/v1/tensor"]["get"]["parameters"]}
+    declared = {param.name for method in METHODS for param in method.params}
+    assert {"method", "shape", "dtype", "layout", "seed", "name", "format"} | declared == documented

@@ -1,0 +1,97 @@
+"""Regions, streaming, layouts and dtypes: every part equals the same part of the whole."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from initserve.core import flat_boxes, resolve
+from initserve.core.dtypes import float32_to_bfloat16_bits
+
+from .conftest import SPEC_CASES
+
+
+def boxes_of(shape: tuple[int, ...]) -> list[tuple[tuple[int, int], ...]]:
+    """A few boxes per shape: interior, edges, single elements, empty."""
+    per_dim = [sorted({(0, n), (n // 3, n - n // 4), (n - 1, n) if n else (0, 0), (0, 0)}) for n in shape]
+    return list(itertools.islice(itertools.product(*per_dim), 40))
+
+
+@pytest.mark.parametrize("method,params,shape", SPEC_CASES)
+def test_every_region_equals_the_slice_of_the_full_tensor(method: str, params: dict[str, Any],
+                                                         shape: tuple[int, ...]) -> None:
+    full = resolve(method, list(shape), **params).region()
+    for box in boxes_of(shape):
+        part = resolve(method, list(shape), **params).region(box)  # fresh tensor: nothing cached
+        assert np.array_equal(part, full[tuple(slice(a, b) for a, b in box)]), box
+
+
+@pytest.mark.parametrize("method,params,shape", SPEC_CASES)
+@pytest.mark.parametrize("layout", ["torch", "keras"])
+def test_streamed_chunks_equal_the_flat_tensor(method: str, params: dict[str, Any], shape: tuple[int, ...],
+                                              layout: str) -> None:
+    if layout == "keras" and len(shape) >= 2:
+        shape = (*shape[2:], shape[1], shape[0])  # the same weight in [*kernel, in, out]
+    tensor = resolve(method, list(shape), layout=layout, **params)
+    full = tensor.region().ravel()
+    for start, stop, chunk in [(0, full.size, 7), (full.size // 3, full.size, 64), (1, max(full.size - 1, 1), 1000)]:
+        stop = max(stop, start)
+        got = [c for c in tensor.iter_flat(start, stop, chunk)]
+        assert all(c.size <= chunk for c in got)
+        joined = np.concatenate(got) if got else np.empty(0, full.dtype)
+        assert np.array_equal(joined, full[start:stop])
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (3, 4, 5), (2, 3, 4, 5), (3, 0, 2)])
+def test_flat_boxes_tile_any_range_in_order(shape: tuple[int, ...]) -> None:
+    n = math.prod(shape)
+    index = np.arange(n).reshape(shape)
+    for start in range(0, n + 1, max(1, n // 7)):
+        for stop in range(start, n + 1, max(1, n // 5)):
+            parts = [index[tuple(slice(a, b) for a, b in box)].ravel() for box in flat_boxes(shape, start, stop)]
+            assert np.concatenate(parts or [np.empty(0, int)]).tolist() == list(range(start, stop))
+
+
+@pytest.mark.parametrize("method,params", [("xavier_uniform", {}), ("orthogonal", {}), ("dirac", {}),
+                                           ("kaiming_normal", {"nonlinearity": "relu"})])
+def test_keras_and_jax_layouts_are_the_permuted_torch_tensor(method: str, params: dict[str, Any]) -> None:
+    torch_layout = resolve(method, [16, 8, 3, 5], seed=3, name="conv", **params).region()
+    for layout in ("keras", "jax"):
+        other = resolve(method, [3, 5, 8, 16], layout=layout, seed=3, name="conv", **params).region()
+        assert np.array_equal(other, torch_layout.transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize("method,params", [("normal", {}), ("xavier_uniform", {}), ("orthogonal", {}),
+                                           ("trunc_normal", {}), ("sparse", {"sparsity": 0.5})])
+def test_half_precisions_are_the_float32_result_rounded(method: str, params: dict[str, Any]) -> None:
+    single = resolve(method, [33, 17], **params).region()
+    double = resolve(method, [33, 17], dtype="float64", **params).region()
+    assert np.array_equal(single, double.astype(np.float32))
+    assert np.array_equal(resolve(method, [33, 17], dtype="float16", **params).region(), single.astype(np.float16))
+    assert np.array_equal(resolve(method, [33, 17], dtype="bfloat16", **params).region(),
+                          float32_to_bfloat16_bits(single))
+
+
+def test_bfloat16_rounding_is_nearest_even() -> None:
+    values = np.array([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, 1.0 + 2**-8 + 2**-20, -2.5, 3.4e38], dtype=np.float32)
+    bits = float32_to_bfloat16_bits(values).tolist()
+    assert bits[:5] == [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0xC020]
+    assert bits[5] == 0x7F80  # rounds up to +inf
+
+
+def test_bfloat16_agrees_with_torch() -> None:
+    torch = pytest.importorskip("torch")
+    single = resolve("normal", [4096], std=100.0).region()
+    expected = torch.from_numpy(single).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(float32_to_bfloat16_bits(single), expected)
+
+
+def test_metadata_carries_spec_and_algorithm_version() -> None:
+    tensor = resolve("glorot_uniform", [4, 3], seed=9, name="fc.weight", gain=2.0)
+    assert tensor.metadata["initserve.algorithm_version"] == "1"
+    assert '"method":"xavier_uniform"' in tensor.metadata["initserve.spec"]
+    assert tensor.spec.canonical()["params"] == {"gain": 2.0}
