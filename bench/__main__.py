@@ -29,7 +29,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", "--orthogonal-4096", action="store_true", dest="full",
-                        help="also time our orthogonal 4096² when projected above 10 minutes")
+                        help="always time our orthogonal 4096², however long it is projected to take")
+    parser.add_argument("--orthogonal-limit", type=float, default=generation.DEFAULT_ORTHOGONAL_LIMIT, metavar="S",
+                        help="skip our orthogonal 4096² when projected above S seconds (default %(default)g)")
     parser.add_argument("--repeat", type=int, default=3, metavar="K",
                         help="runs per side and case; the best is reported (default 3)")
     parser.add_argument("--quick", action="store_true",
@@ -46,7 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table, write the report."""
     args = parse(argv)
-    started, clock = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     torch = _import_torch()
     threads = os.cpu_count() or 1
     print(f"initserve bench: {threads} threads, torch {torch.__version__ if torch else 'NOT installed (no ratios)'}",
@@ -55,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    sizes = dict(elements_log2=20, orthogonal_sizes=(128, 256)) if args.quick else {}
-    results = generation.run(torch, args.repeat, args.full, log=log, **sizes)  # type: ignore[arg-type]
+    if args.quick:
+        results = generation.run(torch, args.repeat, args.full, elements_log2=20, orthogonal_sizes=(128, 256),
+                                 orthogonal_limit=args.orthogonal_limit, log=log)
+    else:
+        results = generation.run(torch, args.repeat, args.full, orthogonal_limit=args.orthogonal_limit, log=log)
     log("  profiling (cProfile, one thread) ...")
     profiles = profiling.collect(quick=args.quick)
     seconds = time.perf_counter() - clock
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output if args.output is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
     if output is not None and str(output) != "-":
         text = report.markdown(results, profiles, machine, command=COMMAND, full_command=FULL_COMMAND,
-                               started=started, seconds=seconds, torch_threads=threads if torch else None)
+                               started=started, seconds=seconds, torch_threads=threads if torch else None,
+                               orthogonal_limit=args.orthogonal_limit)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         print(f"\nwrote {output} ({seconds:.0f} s)")

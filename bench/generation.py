@@ -26,8 +26,8 @@ ELEMENTWISE_LOG2 = 26
 SLOW_RUN_SECONDS = 60.0
 """A side whose single run is expected to take longer than this is timed once."""
 
-DEFAULT_ORTHOGONAL_LIMIT = 600.0
-"""Projected seconds above which ``orthogonal 4096²`` is skipped unless ``--full``."""
+DEFAULT_ORTHOGONAL_LIMIT = 120.0
+"""Projected seconds above which ``orthogonal 4096²`` is skipped unless ``--full`` (keeps a default run ≲ 5 min)."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,10 @@ def run(torch: ModuleType | None, repeat: int, full: bool, *, elements_log2: int
                        if small_ortho.torch else 0.0)
     run_ours = full or projected <= orthogonal_limit
     slow = projected > SLOW_RUN_SECONDS or torch_projected > SLOW_RUN_SECONDS
-    log(f"  {large.label}: ours projected {projected:.0f} s -> {'running' if run_ours else 'skipped'}")
+    shown = f"{projected:,.0f}" if projected >= 10 else f"{projected:.2g}"
+    log(f"  {large.label}: ours projected {shown} s -> {'running' if run_ours else 'skipped'}")
     big = measure(large, torch, 1 if slow or not run_ours else repeat, run_ours=run_ours, log=log)
     if not run_ours:
-        big.skipped = f"projected {projected:.0f} s"
+        big.skipped = f"projected {shown} s"
     results.append(big)
     return results

@@ -36,7 +36,7 @@ class Profile:
 
 
 def _function_label(key: tuple[str, int, str]) -> str:
-    filename, line, name = key
+    filename, _line, name = key
     if filename == "~":  # a builtin: pstats names it like "<built-in method ...>" or "<method 'x' of 'y' objects>"
         return name.strip("<>{}").replace("built-in method ", "")
     return f"{filename.rsplit('/', 1)[-1]}:{name}"

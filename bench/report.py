@@ -121,7 +121,7 @@ def where_time_goes(profiles: list[Profile], results: list[Result], threads: int
         "float64 values; astype = rounding to the storage dtype; copy = the per-block copy into the output): "
         + "; ".join(sentences) + ". "
         "Elementwise methods compute element i from Philox word i alone, in 2^16-element blocks spread over "
-        "`os.cpu_count()` threads. Orthogonal is a pure-numpy classical Gram–Schmidt, twice per column, with "
+        "`os.cpu_count()` threads. Orthogonal is a pure-numpy classical Gram–Schmidt projecting each column twice, with "
         "inner products summed in a fixed pairwise order (`tree_sum`) instead of BLAS/LAPACK, whose results "
         "depend on CPU kernel and thread count: O(n³) elementwise numpy work on one thread, while torch's "
         "`orthogonal_` calls LAPACK QR (`torch.linalg.qr`). torch 2.13's `trunc_normal_` (default bounds "
@@ -130,7 +130,8 @@ def where_time_goes(profiles: list[Profile], results: list[Result], threads: int
 
 
 def markdown(results: list[Result], profiles: list[Profile], machine: Machine, *, command: str,
-             full_command: str, started: dt.datetime, seconds: float, torch_threads: int | None) -> str:
+             full_command: str, started: dt.datetime, seconds: float, torch_threads: int | None,
+             orthogonal_limit: float) -> str:
     """The whole docs/benchmarks.md."""
     square = next((r.case.shape for r in results if r.case.method == "xavier_uniform"), None)
     square_note = f"a {square[0]} × {square[1]} matrix" if square else "a square matrix"
@@ -141,8 +142,8 @@ def markdown(results: list[Result], profiles: list[Profile], machine: Machine, *
         "",
         INTRO,
         "",
-        f"- Command: `{command}` (the large orthogonal case runs only when projected under 10 minutes, "
-        f"or with `{full_command}`)",
+        (f"- Command: `{command}` (our orthogonal 4096² runs only when projected at most {orthogonal_limit:g} s, "
+         f"or with `{full_command}`)"),
         f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; the run took {seconds:.0f} s",
         f"- Machine: {machine.cpu}, {machine.cores} logical cores (`os.cpu_count()`)",
         f"- Python {machine.python}, numpy {machine.numpy}, {torch_line}",
@@ -152,9 +153,9 @@ def markdown(results: list[Result], profiles: list[Profile], machine: Machine, *
         "",
         table(results, full_command),
         "",
-        "Targets (issue 2): normal and uniform at least 0.5× torch, trunc_normal faster than torch; "
-        "float64, xavier/kaiming and orthogonal are informational. xavier/kaiming use "
-        f"{square_note} (fans need 2-D); default parameters on both sides (seed 0, name \"\").",
+        ("Targets (issue 2): normal and uniform at least 0.5× torch, trunc_normal faster than torch; "
+         "float64, xavier/kaiming and orthogonal are informational. xavier/kaiming use "
+         f"{square_note} (fans need 2-D); default parameters on both sides (seed 0, name \"\")."),
         "",
         "## Where the time goes",
         "",

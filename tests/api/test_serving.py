@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from initserve.api.serving import NamedSource, check_limits, dense_sides, encoder_source, spec_json
+from initserve.api.serving import NamedSource, check_limits, encoder_source, spec_json
 from initserve.core import resolve
-from initserve.core.plans import Dense
 
 from .cases import SMALL, SPECS, spec_id
 
@@ -16,7 +15,7 @@ from .cases import SMALL, SPECS, spec_id
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_every_whole_matrix_method_has_a_side_limit(spec):
     tensor = resolve(**spec)
-    assert isinstance(tensor.plan, Dense) == (dense_sides(tensor) is not None)
+    assert (tensor.dense_matrix is not None) == (tensor.spec.method in {"orthogonal", "sparse", "delta_orthogonal"})
     check_limits(tensor, "npy", SMALL)  # the table's specs are all within the test limits
 
 

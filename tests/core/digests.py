@@ -10,7 +10,7 @@ import hashlib
 import json
 import sys
 
-from initserve.core import plans, resolve, stream
+from initserve.core import resolve, stream
 
 # One spec per method, big enough to exercise the normal tails and several blocks.
 SPECS: list[tuple[str, dict[str, object], list[int]]] = [
@@ -47,6 +47,5 @@ def digests() -> dict[str, str]:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["reference"]:
-        stream._kernel = None
-        plans._kernel = None
+        stream.kernel = None
     print(json.dumps(digests(), sort_keys=True))

@@ -21,7 +21,7 @@ LAWS = [
 ]
 
 
-@pytest.mark.skipif(stream._kernel is None, reason="compiled kernel not built")
+@pytest.mark.skipif(stream.kernel is None, reason="compiled kernel not built")
 @pytest.mark.parametrize("law", LAWS, ids=repr)
 @pytest.mark.parametrize("start,count", [(0, 1), (3, 513), (1_000_001, 70_001)])
 def test_kernel_equals_numpy_reference(law: Uniform | Normal | TruncatedNormal, start: int, count: int) -> None:

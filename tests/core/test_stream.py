@@ -43,7 +43,7 @@ def test_substreams_differ() -> None:
     assert not np.array_equal(stream.reference_words(key, 0, 8, 0), stream.reference_words(key, 0, 8, 1))
 
 
-@pytest.mark.skipif(stream._kernel is None, reason="compiled kernel not built")
+@pytest.mark.skipif(stream.kernel is None, reason="compiled kernel not built")
 @pytest.mark.parametrize("key", [(0, 0), (2**64 - 1, 2**64 - 1), (0x9E3779B97F4A7C15, 7)])
 @pytest.mark.parametrize("start,count", [(0, 1), (1, 3), (7, 511), (2**62 + 1, 513), (5, 100_003)])
 def test_kernel_words_equal_reference(key: tuple[int, int], start: int, count: int) -> None:

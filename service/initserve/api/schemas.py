@@ -145,6 +145,7 @@ class MethodInfo(BaseModel):
     aliases: list[str]
     parameters: list[ParameterInfo]
     formula: str
+    theory: str
     reference: str
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,6 @@ from starlette.responses import StreamingResponse
 from initserve.api.errors import TooLarge
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, Tensor, resolve
-from initserve.core.layout import canonical_shape
 from initserve.formats import Format, TensorSource, encode
 
 ALGORITHM_HEADER = "X-Initserve-Algorithm-Version"
@@ -73,18 +71,8 @@ class NamedSource:
 def encoder_source(tensor: Tensor, fmt: Format) -> TensorSource:
     """The tensor as the encoders should see it (unnamed tensors become ``"weight"`` in safetensors)."""
     if fmt == "safetensors" and not tensor.name:
-        return NamedSource(tensor, SAFETENSORS_DEFAULT_KEY)  # type: ignore[return-value]
-    return tensor  # type: ignore[return-value]
-
-
-def dense_sides(tensor: Tensor) -> tuple[int, int] | None:
-    """Rows and columns of the matrix a whole-matrix method builds (``None`` for elementwise methods)."""
-    shape = canonical_shape(tensor.shape, tensor.spec.layout)
-    if tensor.spec.method in ("orthogonal", "sparse"):
-        return shape[0], math.prod(shape[1:])
-    if tensor.spec.method == "delta_orthogonal":
-        return shape[0], shape[1]
-    return None
+        return NamedSource(tensor, SAFETENSORS_DEFAULT_KEY)
+    return tensor
 
 
 def check_limits(tensor: Tensor, fmt: Format, settings: Settings) -> None:
@@ -104,7 +92,7 @@ def check_limits(tensor: Tensor, fmt: Format, settings: Settings) -> None:
             f"{settings.max_json_elements} elements (INITSERVE_MAX_JSON_ELEMENTS); "
             "use format=npy, safetensors or raw",
         )
-    sides = dense_sides(tensor)
+    sides = tensor.dense_matrix
     if sides is not None and max(sides) > settings.max_dense_side:
         raise TooLarge(
             "shape",

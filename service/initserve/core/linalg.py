@@ -26,7 +26,8 @@ def tree_sum(a: np.ndarray) -> np.ndarray:
         half = a.shape[0] // 2
         folded = a[:half] + a[half : 2 * half]
         a = np.concatenate([folded, a[2 * half :]]) if a.shape[0] % 2 else folded
-    return a[0]
+    total: np.ndarray = a[0]
+    return total
 
 
 def orthonormal_columns(a: np.ndarray) -> np.ndarray:

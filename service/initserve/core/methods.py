@@ -61,12 +61,13 @@ Builder = Callable[[Mapping[str, Any], Geometry], Plan]
 
 @dataclass(frozen=True)
 class Method:
-    """A catalogue entry: canonical name, aliases, parameters, formula and how to build it."""
+    """A catalogue entry: canonical name, aliases, parameters, formula, theory, source and how to build it."""
 
     name: str
     aliases: tuple[str, ...]
     params: tuple[Param, ...]
     formula: str
+    theory: str
     reference: str
     build: Builder
 
@@ -191,7 +192,8 @@ def _orthogonal(p: Mapping[str, Any], g: Geometry) -> Plan:
     cols = math.prod(rest)
     gain = p["gain"]
     variance = gain**2 / max(rows, cols, 1)
-    return Dense(lambda key: _orthogonal_matrix(key, rows, cols, gain), Theory(0.0, variance, -gain, gain))
+    return Dense(lambda key: _orthogonal_matrix(key, rows, cols, gain), Theory(0.0, variance, -gain, gain),
+                 (rows, cols))
 
 
 def _sparse(p: Mapping[str, Any], g: Geometry) -> Plan:
@@ -207,7 +209,7 @@ def _sparse(p: Mapping[str, Any], g: Geometry) -> Plan:
         return values
 
     kept = (rows - zeros) / rows if rows else 0.0
-    return Dense(build, Theory(0.0, std**2 * kept, -math.inf, math.inf))
+    return Dense(build, Theory(0.0, std**2 * kept, -math.inf, math.inf), (rows, cols))
 
 
 def _exact_theory(value: float, count: int, numel: int) -> Theory:
@@ -242,7 +244,8 @@ def _dirac(p: Mapping[str, Any], g: Geometry) -> Plan:
     def pattern(i: np.ndarray) -> np.ndarray:
         o, rest = np.divmod(i, in_channels * kernel_size)
         c, k = np.divmod(rest, kernel_size)
-        return ((k == center) & (c == o % per_group)).astype(np.float64)
+        ones: np.ndarray = ((k == center) & (c == o % per_group)).astype(np.float64)
+        return ones
 
     count = groups * min(per_group, in_channels) if kernel_size else 0
     return Pattern(pattern, _exact_theory(1.0, count, g.numel))
@@ -253,30 +256,30 @@ def _delta_orthogonal(p: Mapping[str, Any], g: Geometry) -> Plan:
     out_channels, in_channels, *kernel = g.canonical
     if in_channels > out_channels:
         raise SpecError("shape", list(g.shape), "delta_orthogonal needs in_channels <= out_channels")
-    center = tuple((k - 1) // 2 for k in kernel)  # JAX's centre for even kernels
+    center: tuple[int | slice, ...] = (slice(None), slice(None), *((k - 1) // 2 for k in kernel))  # JAX's centre
     gain = p["gain"]
 
     def build(key: Key) -> np.ndarray:
         tensor = np.zeros(g.canonical)
         if tensor.size:
-            tensor[(slice(None), slice(None), *center)] = _orthogonal_matrix(key, out_channels, in_channels, gain)
+            tensor[center] = _orthogonal_matrix(key, out_channels, in_channels, gain)
         return tensor
 
     variance = gain**2 / max(out_channels * math.prod(kernel), 1)
-    return Dense(build, Theory(0.0, variance, -gain, gain))
+    return Dense(build, Theory(0.0, variance, -gain, gain), (out_channels, in_channels))
 
 
 METHODS: tuple[Method, ...] = (
-    Method("zeros", (), (), "W = 0", "torch.nn.init.zeros_", lambda p, g: _constant(0.0)),
-    Method("ones", (), (), "W = 1", "torch.nn.init.ones_", lambda p, g: _constant(1.0)),
-    Method("constant", (), (Param("value", "float", REQUIRED, "the fill value"),), "W = value",
+    Method("zeros", (), (), "W = 0", "mean 0, variance 0 (exact)", "torch.nn.init.zeros_", lambda p, g: _constant(0.0)),
+    Method("ones", (), (), "W = 1", "mean 1, variance 0 (exact)", "torch.nn.init.ones_", lambda p, g: _constant(1.0)),
+    Method("constant", (), (Param("value", "float", REQUIRED, "the fill value"),), "W = value", "mean value, variance 0 (exact)",
             "torch.nn.init.constant_", lambda p, g: _constant(p["value"])),
     Method("uniform", ("random_uniform",),
             (Param("low", "float", 0.0, "lower bound (torch `a`)"), Param("high", "float", 1.0, "upper bound (torch `b`)")),
-            "W ~ U[low, high)", "torch.nn.init.uniform_", _uniform),
+            "W ~ U[low, high)", "mean (low+high)/2, variance (high−low)²/12, support [low, high]", "torch.nn.init.uniform_", _uniform),
     Method("normal", ("random_normal",),
             (Param("mean", "float", 0.0, "mean"), Param("std", "float", 1.0, "standard deviation", minimum=0.0)),
-            "W ~ N(mean, std²)", "torch.nn.init.normal_",
+            "W ~ N(mean, std²)", "mean, std², unbounded support", "torch.nn.init.normal_",
             lambda p, g: Sampled(Normal(p["mean"], p["std"]))),
     Method("trunc_normal", ("truncated_normal",),
             (Param("mean", "float", 0.0, "mean of the parent normal"),
@@ -285,26 +288,26 @@ METHODS: tuple[Method, ...] = (
              Param("high", "float", 2.0, "upper cut-off (torch `b`)"),
              Param("bounds", "str", "absolute", "absolute values (torch) or multiples of std around mean (Keras/JAX)",
                    choices=("absolute", "std"))),
-            "W ~ N(mean, std²) restricted to [low, high]", "torch.nn.init.trunc_normal_", _trunc_normal),
+            "W ~ N(mean, std²) restricted to [low, high]", "truncated-normal moments: μ + σ(φ(α)−φ(β))/Z, σ²[1 + (αφ(α)−βφ(β))/Z − ((φ(α)−φ(β))/Z)²], support [low, high]", "torch.nn.init.trunc_normal_", _trunc_normal),
     Method("xavier_uniform", ("glorot_uniform",), (_GAIN, _NONLINEARITY, _SLOPE),
-            "W ~ U[−a, a], a = gain·√3·√(2/(fan_in+fan_out))",
+            "W ~ U[−a, a], a = gain·√3·√(2/(fan_in+fan_out))", "mean 0, variance gain²·2/(fan_in+fan_out), support [−a, a]",
             "Glorot & Bengio 2010; torch.nn.init.xavier_uniform_",
             lambda p, g: _symmetric_uniform(_xavier_std(p, g))),
     Method("xavier_normal", ("glorot_normal",), (_GAIN, _NONLINEARITY, _SLOPE, _TRUNCATED_FALSE),
-            "W ~ N(0, std²), std = gain·√(2/(fan_in+fan_out))",
+            "W ~ N(0, std²), std = gain·√(2/(fan_in+fan_out))", "mean 0, variance gain²·2/(fan_in+fan_out) (also when truncated)",
             "Glorot & Bengio 2010; torch.nn.init.xavier_normal_ (truncated: keras glorot_normal)",
             lambda p, g: _normal(_xavier_std(p, g), p["truncated"])),
     Method("kaiming_uniform", ("he_uniform",), _KAIMING,
-            "W ~ U[−b, b], b = gain·√3/√fan, gain = calculate_gain(nonlinearity, negative_slope)",
+            "W ~ U[−b, b], b = gain·√3/√fan, gain = calculate_gain(nonlinearity, negative_slope)", "mean 0, variance gain²/fan, support [−b, b]",
             "He et al. 2015; torch.nn.init.kaiming_uniform_",
             lambda p, g: _symmetric_uniform(_kaiming_std(p, g))),
     Method("kaiming_normal", ("he_normal",), (*_KAIMING, _TRUNCATED_FALSE),
-            "W ~ N(0, std²), std = gain/√fan",
+            "W ~ N(0, std²), std = gain/√fan", "mean 0, variance gain²/fan (also when truncated)",
             "He et al. 2015; torch.nn.init.kaiming_normal_ (truncated: keras he_normal)",
             lambda p, g: _normal(_kaiming_std(p, g), p["truncated"])),
-    Method("lecun_uniform", (), (), "W ~ U[−l, l], l = √(3/fan_in)",
+    Method("lecun_uniform", (), (), "W ~ U[−l, l], l = √(3/fan_in)", "mean 0, variance 1/fan_in, support [−l, l]",
             "LeCun et al. 1998; keras/jax lecun_uniform", _lecun("uniform")),
-    Method("lecun_normal", (), (_TRUNCATED_TRUE,), "W ~ N(0, 1/fan_in), truncated at ±2σ by default",
+    Method("lecun_normal", (), (_TRUNCATED_TRUE,), "W ~ N(0, 1/fan_in), truncated at ±2σ by default", "mean 0, variance 1/fan_in",
             "LeCun et al. 1998; keras/jax lecun_normal", _lecun("normal")),
     Method("variance_scaling", (),
             (Param("scale", "float", 1.0, "variance multiplier", minimum=0.0, exclusive_minimum=True),
@@ -312,19 +315,19 @@ METHODS: tuple[Method, ...] = (
                    choices=("fan_in", "fan_out", "fan_avg", "fan_geo_avg")),
              Param("distribution", "str", "truncated_normal", "law of the values",
                    choices=("truncated_normal", "normal", "uniform"))),
-            "Var(W) = scale / fan", "keras.initializers.VarianceScaling; jax.nn.initializers.variance_scaling",
+            "Var(W) = scale / fan", "mean 0, variance scale/fan; uniform support [−√(3·scale/fan), √(3·scale/fan)]", "keras.initializers.VarianceScaling; jax.nn.initializers.variance_scaling",
             _variance_scaling),
-    Method("orthogonal", (), (_GAIN,), "W = gain·Q, Q from QR of a Gaussian matrix, diag(R) > 0",
+    Method("orthogonal", (), (_GAIN,), "W = gain·Q, Q from QR of a Gaussian matrix, diag(R) > 0", "mean 0, variance gain²/max(rows, cols); W·Wᵀ = gain²·I (or Wᵀ·W)",
             "Saxe et al. 2014; torch.nn.init.orthogonal_", _orthogonal),
     Method("sparse", (),
             (Param("sparsity", "float", REQUIRED, "fraction of each column set to zero", minimum=0.0, maximum=1.0),
              Param("std", "float", 0.01, "std of the non-zero values", minimum=0.0)),
-            "W ~ N(0, std²), then ⌈sparsity·rows⌉ zeros in every column",
+            "W ~ N(0, std²), then ⌈sparsity·rows⌉ zeros in every column", "mean 0, variance std²·(rows − ⌈sparsity·rows⌉)/rows; exact zero count per column",
             "Martens 2010; torch.nn.init.sparse_", _sparse),
-    Method("eye", ("identity",), (_GAIN,), "W = gain·I (2-D)", "torch.nn.init.eye_", _eye),
+    Method("eye", ("identity",), (_GAIN,), "W = gain·I (2-D)", "exact: min(rows, cols) entries equal gain, the rest 0", "torch.nn.init.eye_", _eye),
     Method("dirac", (), (Param("groups", "int", 1, "number of groups (channels are split evenly)", minimum=1),),
-            "W[g·n + d, d, centre] = 1 (3-5-D)", "torch.nn.init.dirac_", _dirac),
-    Method("delta_orthogonal", (), (_GAIN,), "W[:, :, centre] = gain·Q, zeros elsewhere (3-5-D)",
+            "W[g·n + d, d, centre] = 1 (3-5-D)", "exact: groups·min(out/groups, in) ones, the rest 0", "torch.nn.init.dirac_", _dirac),
+    Method("delta_orthogonal", (), (_GAIN,), "W[:, :, centre] = gain·Q, zeros elsewhere (3-5-D)", "mean 0, variance gain²/(out·kernel size); centre slice orthogonal",
             "Xiao et al. 2018; jax.nn.initializers.delta_orthogonal", _delta_orthogonal),
 )
 

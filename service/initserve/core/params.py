@@ -57,10 +57,10 @@ class Param:
             value = float(value)
             if not math.isfinite(value):
                 raise SpecError(self.name, value, "must be a finite number (NaN and ±inf are refused)")
-        if self.minimum is not None:
-            if value < self.minimum or (self.exclusive_minimum and value == self.minimum):
-                relation = ">" if self.exclusive_minimum else ">="
-                raise SpecError(self.name, value, f"must be {relation} {self.minimum:g}")
+        below = self.minimum is not None and (value < self.minimum or (self.exclusive_minimum and value == self.minimum))
+        if below:
+            relation = ">" if self.exclusive_minimum else ">="
+            raise SpecError(self.name, value, f"must be {relation} {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:
             raise SpecError(self.name, value, f"must be <= {self.maximum:g}")
         return value

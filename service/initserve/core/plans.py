@@ -25,9 +25,9 @@ from functools import cache
 
 import numpy as np
 
+from initserve.core import stream
 from initserve.core.distributions import Distribution, Theory
 from initserve.core.dtypes import STORAGE, round_to
-from initserve.core.stream import _kernel, words
 
 Box = tuple[tuple[int, int], ...]
 Key = tuple[int, int]
@@ -101,11 +101,11 @@ class Sampled(Pointwise):
     distribution: Distribution
 
     def values(self, key: Key, start: int, count: int) -> np.ndarray:
-        if _kernel is None:
-            return self.distribution.sample(words(key, start, count))
+        if stream.kernel is None:
+            return self.distribution.sample(stream.words(key, start, count))
         out = np.empty(count)
         kind, params = self.distribution.kernel_args()
-        _kernel.fill(out, kind, key[0], key[1], start, params)
+        stream.kernel.fill(out, kind, key[0], key[1], start, params)
         return out
 
     def theory(self) -> Theory:
@@ -132,6 +132,7 @@ class Dense:
 
     build: Callable[[Key], np.ndarray]
     summary: Theory
+    matrix: tuple[int, int]  # rows × cols of the matrix the construction works on (for size limits)
 
     def theory(self) -> Theory:
         return self.summary

@@ -69,7 +69,8 @@ def log(x: np.ndarray) -> np.ndarray:
     f = m - 1.0
     s = f / (f + 2.0)
     series = _horner(_LOG_SERIES[::-1], s * s)
-    return e * LN2 + (s + s) * series
+    result: np.ndarray = e * LN2 + (s + s) * series
+    return result
 
 
 def ndtri(p: np.ndarray) -> np.ndarray:

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from types import ModuleType
 
 import numpy as np
 
+kernel: ModuleType | None
 try:
-    from initserve.core import _kernel
+    from initserve.core import _kernel as kernel
 except ImportError:  # not built (e.g. running from a bare source tree): numpy reference only
-    _kernel = None
+    kernel = None
+
+__all__ = ["SUBSTREAM_SPARSE", "SUBSTREAM_VALUES", "derive_key", "kernel", "reference_words", "words"]
 
 KEY_DOMAIN = b"initserve/v1\x00"
 SUBSTREAM_VALUES = 0
@@ -76,8 +80,8 @@ def reference_words(key: tuple[int, int], start: int, count: int, substream: int
 
 def words(key: tuple[int, int], start: int, count: int, substream: int = SUBSTREAM_VALUES) -> np.ndarray:
     """Words ``W[substream, start : start + count]``: the compiled kernel, else the reference."""
-    if _kernel is None:
+    if kernel is None:
         return reference_words(key, start, count, substream)
     out = np.empty(count, dtype=np.uint64)
-    _kernel.words(out, key[0], key[1], start, substream)
+    kernel.words(out, key[0], key[1], start, substream)
     return out

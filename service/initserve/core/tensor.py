@@ -89,6 +89,11 @@ class Tensor:
         return self.plan.theory()
 
     @property
+    def dense_matrix(self) -> tuple[int, int] | None:
+        """Rows × cols of the matrix a whole-tensor method (orthogonal, sparse, …) must build, else ``None``."""
+        return self.plan.matrix if isinstance(self.plan, Dense) else None
+
+    @property
     def metadata(self) -> dict[str, str]:
         """String metadata for file formats: the canonical spec and the algorithm version."""
         return {"initserve.spec": json.dumps(self.spec.canonical(), separators=(",", ":")),
@@ -175,7 +180,7 @@ def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "t
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise SpecError("name", name, f"must be a string of at most {MAX_NAME_LENGTH} characters")
     resolved = resolve_params(entry.name, entry.params, params)
-    geometry = Geometry(dims, layout)  # type: ignore[arg-type]
+    geometry = Geometry(dims, layout)
     plan = entry.build(resolved, geometry)
-    spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name)  # type: ignore[arg-type]
+    spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name)
     return Tensor(spec, plan)

@@ -30,10 +30,17 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
 class TensorSource(Protocol):
     """A tensor whose values are generated on demand, in row-major order."""
 
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    metadata: dict[str, str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def metadata(self) -> dict[str, str]: ...
 
     def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """Yield 1-D storage-dtype arrays covering elements ``[start, stop)`` in order.

@@ -37,6 +37,7 @@ def method_info(method: Method) -> MethodInfo:
         aliases=list(method.aliases),
         parameters=[parameter_info(param) for param in method.params],
         formula=method.formula,
+        theory=method.theory,
         reference=method.reference,
     )
 
