@@ -24,7 +24,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 openapi: venv
 	$(BIN)/python -m initserve.api.openapi_export

@@ -14,7 +14,7 @@ from bench import generation, profiling, report
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "make bench"
-FULL_COMMAND = ".venv/bin/python -m bench --full"
+FULL_COMMAND = "make bench ARGS=--full"
 
 
 def _import_torch() -> ModuleType | None:

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from initserve.core import METHODS, SpecError
+from initserve.errors import FieldError
 from initserve.formats import FormatError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -46,14 +47,8 @@ _METHOD_NAMES = frozenset(name for method in METHODS for name in (method.name, *
 _MAX_VALUE_CHARS = 200
 
 
-class TooLarge(Exception):
+class TooLarge(FieldError):
     """A request over a configured size limit (checked before anything is generated)."""
-
-    def __init__(self, field: str, value: Any, message: str) -> None:
-        super().__init__(f"{field}={value!r}: {message}")
-        self.field = field
-        self.value = value
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ def jsonable(value: Any) -> Any:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "…"
 
 
-def _domain(exc: SpecError | FormatError | TooLarge, request: Request) -> Described:
+def _domain(exc: FieldError, request: Request) -> Described:
     return Described(exc.field, exc.value, exc.message)
 
 

@@ -8,18 +8,12 @@ core is a bug and must surface as a 500.
 
 from __future__ import annotations
 
-from typing import Any
+from initserve.errors import FieldError
 
 
-class SpecError(Exception):
+class SpecError(FieldError):
     """A tensor specification that cannot be honoured.
 
-    ``field`` names the parameter (dotted for nested values, e.g. ``shape``),
-    ``value`` is what the caller sent, ``message`` explains what is accepted.
+    ``field`` names the parameter (e.g. ``shape``, ``std``), ``value`` is what
+    the caller sent, ``message`` explains what is accepted.
     """
-
-    def __init__(self, field: str, value: Any, message: str) -> None:
-        super().__init__(f"{field}={value!r}: {message}")
-        self.field = field
-        self.value = value
-        self.message = message

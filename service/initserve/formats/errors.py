@@ -11,18 +11,12 @@ exception, so it surfaces as a 500.
 
 from __future__ import annotations
 
-from typing import Any
+from initserve.errors import FieldError
 
 
-class FormatError(Exception):
+class FormatError(FieldError):
     """An output format that cannot carry the requested tensor(s).
 
     ``field`` names the request parameter (``format``, ``name``, ``dtype``),
     ``value`` is what the caller sent, ``message`` says what would work.
     """
-
-    def __init__(self, field: str, value: Any, message: str) -> None:
-        super().__init__(f"{field}={value!r}: {message}")
-        self.field = field
-        self.value = value
-        self.message = message
