@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     max_elements: int = Field(default=1 << 30, ge=0, description="largest tensor served, in elements (else 413)")
     max_json_elements: int = Field(default=1 << 22, ge=0, description="largest tensor served as format=json (else 413)")
     max_dense_side: int = Field(
-        default=4096,
+        default=2048,
         ge=0,
         description="orthogonal, sparse and delta_orthogonal build their whole matrix: "
         "the largest number of rows or columns they accept (else 413)",

@@ -11,6 +11,11 @@
  * contraction (-ffp-contract=off, set in pyproject.toml). Vectorised code
  * performs the same IEEE operations, so SIMD level does not change results.
  * The GIL is released while filling.
+ *
+ * Speed: the polynomial transforms are latency-bound chains; they are written
+ * lane-interleaved (see LANES) and compiled with -fno-tree-ter so that GCC
+ * keeps that interleaved order instead of re-forming one chain per vector
+ * (which changes no operation, only the instruction order).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,34 +32,49 @@ static inline void mulhilo(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
     *lo = (uint64_t)p;
 }
 
-static inline void philox4x64_10(const uint64_t ctr_in[4], const uint64_t key_in[2], uint64_t out[4]) {
+/* Round keys of the Philox key schedule: round r uses (k0 + r·0x9E3779B97F4A7C15,
+ * k1 + r·0xBB67AE8584CAA73B) mod 2^64, computed once per call (the block loop
+ * then xors them from memory). */
+typedef struct { uint64_t k0[10], k1[10]; } round_keys;
+
+static round_keys key_schedule(uint64_t k0, uint64_t k1) {
+    round_keys rk;
+    for (int r = 0; r < 10; r++, k0 += 0x9E3779B97F4A7C15ULL, k1 += 0xBB67AE8584CAA73BULL) {
+        rk.k0[r] = k0;
+        rk.k1[r] = k1;
+    }
+    return rk;
+}
+
+static inline void philox4x64_10(const uint64_t ctr_in[4], const round_keys *rk, uint64_t out[4]) {
     uint64_t c0 = ctr_in[0], c1 = ctr_in[1], c2 = ctr_in[2], c3 = ctr_in[3];
-    uint64_t k0 = key_in[0], k1 = key_in[1];
-    for (int round = 0; round < 10; round++) {
+    for (int r = 0; r < 10; r++) {
         uint64_t hi0, lo0, hi1, lo1;
-        if (round) {
-            k0 += 0x9E3779B97F4A7C15ULL;
-            k1 += 0xBB67AE8584CAA73BULL;
-        }
         mulhilo(0xD2E7470EE14C6C93ULL, c0, &hi0, &lo0);
         mulhilo(0xCA5A826395121157ULL, c2, &hi1, &lo1);
-        c0 = hi1 ^ c1 ^ k0;
+        c0 = hi1 ^ c1 ^ rk->k0[r];
         c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
+        c2 = hi0 ^ c3 ^ rk->k1[r];
         c3 = lo0;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-/* Words W[substream, start .. start+count) (counter = i/4 + substream * 2^192). */
-static void fill_words(uint64_t *w, const uint64_t key[2], uint64_t start, Py_ssize_t count, uint64_t substream) {
-    uint64_t ctr[4] = {start / 4, 0, 0, substream}, lane = start % 4, buf[4];
+/* Words W[substream, start .. start+count) (counter = i/4 + substream * 2^192):
+ * a partial first block, whole blocks written straight into w, a partial last block. */
+static void fill_words(uint64_t *w, const round_keys *rk, uint64_t start, Py_ssize_t count, uint64_t substream) {
+    uint64_t ctr[4] = {start / 4, 0, 0, substream}, buf[4];
+    unsigned lane = (unsigned)(start % 4);
     Py_ssize_t i = 0;
-    while (i < count) {
-        philox4x64_10(ctr, key, buf);
+    if (lane && count > 0) {
+        philox4x64_10(ctr, rk, buf);
         for (; lane < 4 && i < count; lane++) w[i++] = buf[lane];
-        lane = 0;
         ctr[0]++;
+    }
+    for (; i + 4 <= count; i += 4, ctr[0]++) philox4x64_10(ctr, rk, w + i);
+    if (i < count) {
+        philox4x64_10(ctr, rk, buf);
+        for (lane = 0; i < count; lane++) w[i++] = buf[lane];
     }
 }
 
@@ -94,76 +114,108 @@ static const double LOG_SERIES[11] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.
 #define LN2 0.6931471805599453
 #define SQRT_HALF 0.7071067811865476
 
-static inline double horner(const double *c, int n, double x) {
-    double acc = c[0];
-    for (int i = 1; i < n; i++) { acc = acc * x; acc = acc + c[i]; }
-    return acc;
+/* The transforms below work on LANES values at a time and evaluate each
+ * formula step by step across the lanes: LANES independent dependency chains
+ * interleave (a Horner chain is ~40 cycles of latency), and each lane loop
+ * vectorises. Every lane still sees exactly the reference's operations. */
+#define LANES 16
+#define FOR_LANES(l) for (int l = 0; l < LANES; l++)
+
+/* acc = (((c[0]·x + c[1])·x + c[2])·x + ...) + c[n−1], as special.py: _horner. */
+static inline void horner(const double *c, int n, const double *x, double *acc) {
+    FOR_LANES(l) acc[l] = c[0];
+    for (int k = 1; k < n; k++) FOR_LANES(l) { acc[l] = acc[l] * x[l]; acc[l] = acc[l] + c[k]; }
 }
 
-/* log of a positive finite double, deterministic (see special.py: log).
- * frexp is done on the bits (subnormals are first scaled by 2^54, exactly),
- * so the loop that calls this vectorises. */
-static inline double log_det(double x) {
-    int sub = x < 0x1p-1022;
-    double y = sub ? x * 0x1p54 : x;
-    uint64_t bits, exponent_bits;
-    memcpy(&bits, &y, sizeof bits);
-    exponent_bits = (bits >> 52) | 0x4330000000000000ULL;  /* the double 2^52 + biased exponent */
-    bits = (bits & 0x000FFFFFFFFFFFFFULL) | 0x3FE0000000000000ULL;
-    double m, e;
-    memcpy(&m, &bits, sizeof m);
-    memcpy(&e, &exponent_bits, sizeof e);
-    e -= 0x1p52 + 1022.0;
-    e -= sub ? 54.0 : 0.0;
-    int small = m < SQRT_HALF;
-    m = small ? m * 2.0 : m;
-    e -= small ? 1.0 : 0.0;
-    double f = m - 1.0;
-    double s = f / (f + 2.0);
-    double series = horner(LOG_SERIES, 11, s * s);
-    return e * LN2 + (s + s) * series;
+/* log of positive finite doubles, deterministic (special.py: log):
+ * x = m·2^e with m in [1/2, 1) (frexp, on the bits: subnormals are first
+ * scaled by 2^54, exactly), m doubled (e − 1) if m < sqrt(1/2), f = m − 1,
+ * s = f/(f + 2), log x = e·ln2 + (s + s)·Σ s^2k/(2k + 1) (k = 0..10, Horner). */
+static inline void log_lanes(const double *x, double *out) {
+    double e[LANES], s[LANES], s2[LANES], series[LANES];
+    FOR_LANES(l) {
+        int sub = x[l] < 0x1p-1022;
+        double y = sub ? x[l] * 0x1p54 : x[l];
+        uint64_t bits, exponent_bits;
+        memcpy(&bits, &y, sizeof bits);
+        exponent_bits = (bits >> 52) | 0x4330000000000000ULL;  /* the double 2^52 + biased exponent */
+        bits = (bits & 0x000FFFFFFFFFFFFFULL) | 0x3FE0000000000000ULL;
+        double m, ex;
+        memcpy(&m, &bits, sizeof m);
+        memcpy(&ex, &exponent_bits, sizeof ex);
+        ex -= 0x1p52 + 1022.0;
+        ex -= sub ? 54.0 : 0.0;
+        int small = m < SQRT_HALF;
+        m = small ? m * 2.0 : m;
+        e[l] = ex - (small ? 1.0 : 0.0);
+        double f = m - 1.0;
+        s[l] = f / (f + 2.0);
+        s2[l] = s[l] * s[l];
+    }
+    horner(LOG_SERIES, 11, s2, series);
+    FOR_LANES(l) {
+        double a = e[l] * LN2, b = s[l] + s[l];
+        b = b * series[l];
+        out[l] = a + b;
+    }
 }
 
-/* Φ⁻¹(p) for the n <= TILE values of p, in place: a branch-free central pass
- * over all values, then the tails (|p − 1/2| > 0.425, 15% of uniform input)
- * gathered and computed in a second branch-free pass. */
+/* Φ⁻¹(p[i]) into z[i] for n <= TILE values (special.py: ndtri, op for op).
+ * 1. Central formula q·A(r)/B(r), r = 0.180625 − q², q = p − 1/2, for every i.
+ * 2. Indices of the tails |q| > 0.425 (15% of uniform input), compacted
+ *    branch-free, and t = min(p, 1 − p) gathered (= p if q < 0 else 1 − p:
+ *    1 − p is exact for p >= 1/2 and rounds to >= 1/2 for p < 1/2).
+ * 3. r = sqrt(−log t), then C(r − 1.6)/D(r − 1.6), or E(r − 5)/F(r − 5) where
+ *    r > 5 (t < e⁻²⁵: rare, so evaluated only for chunks that contain one).
+ * 4. Scatter, negated (sign bit flipped) where q < 0.
+ * p and z hold TILE doubles; p[n ..] is padded up to a multiple of LANES. */
 #define TILE 512
-static void ndtri(double *p, Py_ssize_t n) {
-    double central[TILE], tail_in[TILE], tail_out[TILE];
-    Py_ssize_t index[TILE], tails = 0, far = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double q = p[i] - 0.5, r = q * q;
-        r = 0.180625 - r;
-        double num = horner(A, 8, r);
-        num = num * q;
-        central[i] = num / horner(B, 8, r);
+#define ROUND_UP(n) (((n) + LANES - 1) / LANES * LANES)
+static void ndtri(double *p, Py_ssize_t n, double *z) {
+    double t[TILE], value[TILE];
+    int32_t index[TILE];
+    Py_ssize_t tails = 0;
+    for (Py_ssize_t i = n; i < ROUND_UP(n); i++) p[i] = 0.5;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += LANES) {
+        double q[LANES], r[LANES], num[LANES], den[LANES];
+        FOR_LANES(l) { q[l] = p[i0 + l] - 0.5; r[l] = q[l] * q[l]; r[l] = 0.180625 - r[l]; }
+        horner(A, 8, r, num);
+        horner(B, 8, r, den);
+        FOR_LANES(l) { num[l] = num[l] * q[l]; z[i0 + l] = num[l] / den[l]; }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        double q = p[i] - 0.5;
-        index[tails] = i;
-        tail_in[tails] = q < 0.0 ? p[i] : 1.0 - p[i];
-        tails += fabs(q) > 0.425;
+        index[tails] = (int32_t)i;
+        tails += fabs(p[i] - 0.5) > 0.425;
     }
     for (Py_ssize_t j = 0; j < tails; j++) {
-        double rt = sqrt(-log_det(tail_in[j]));
-        far += rt > 5.0;
-        double rn = rt - 1.6;
-        tail_in[j] = rt;
-        tail_out[j] = horner(C, 8, rn) / horner(D, 8, rn);
+        double pj = p[index[j]], mirror = 1.0 - pj;
+        t[j] = pj < mirror ? pj : mirror;
     }
-    if (far) {
-        for (Py_ssize_t j = 0; j < tails; j++) {
-            if (tail_in[j] > 5.0) {
-                double rf = tail_in[j] - 5.0;
-                tail_out[j] = horner(E, 8, rf) / horner(F, 8, rf);
-            }
+    for (Py_ssize_t j = tails; j < ROUND_UP(tails); j++) t[j] = 0.5;
+    for (Py_ssize_t j0 = 0; j0 < tails; j0 += LANES) {  /* t becomes r; padding lanes hold t = 1/2 */
+        double lg[LANES], rn[LANES], num[LANES], den[LANES];
+        int far = 0;
+        log_lanes(t + j0, lg);
+        FOR_LANES(l) { double r = sqrt(-lg[l]); t[j0 + l] = r; rn[l] = r - 1.6; }
+        horner(C, 8, rn, num);
+        horner(D, 8, rn, den);
+        FOR_LANES(l) value[j0 + l] = num[l] / den[l];
+        FOR_LANES(l) far |= t[j0 + l] > 5.0;
+        if (far) {
+            FOR_LANES(l) rn[l] = t[j0 + l] - 5.0;
+            horner(E, 8, rn, num);
+            horner(F, 8, rn, den);
+            FOR_LANES(l) value[j0 + l] = t[j0 + l] > 5.0 ? num[l] / den[l] : value[j0 + l];
         }
     }
-    for (Py_ssize_t j = 0; j < tails; j++) {  /* sign of q: p < 1/2 iff the central value < 0 */
+    for (Py_ssize_t j = 0; j < tails; j++) {
         Py_ssize_t i = index[j];
-        central[i] = p[i] < 0.5 ? -tail_out[j] : tail_out[j];
+        double v = value[j];
+        uint64_t bits, sign = (uint64_t)(p[i] < 0.5) << 63;  /* −v for q < 0: flip the sign bit */
+        memcpy(&bits, &v, sizeof bits);
+        bits ^= sign;
+        memcpy(&z[i], &bits, sizeof bits);
     }
-    memcpy(p, central, (size_t)n * sizeof(double));
 }
 
 /* ---- entry points ------------------------------------------------------------------ */
@@ -186,32 +238,32 @@ static PyObject *kernel_fill(PyObject *self, PyObject *args) {
     if (PyErr_Occurred()) { PyBuffer_Release(&view); return NULL; }
     double *out = (double *)view.buf;
     Py_ssize_t n = view.len / (Py_ssize_t)sizeof(double);
-    uint64_t key[2] = {key0, key1};
     Py_BEGIN_ALLOW_THREADS
+    round_keys rk = key_schedule(key0, key1);
     uint64_t w[TILE];
-    double x[TILE];
+    double x[TILE], z[TILE];
     for (Py_ssize_t base = 0; base < n; base += TILE) {   /* one cache-resident tile at a time */
         Py_ssize_t m = n - base < TILE ? n - base : TILE;
-        fill_words(w, key, start + (uint64_t)base, m, 0);
+        fill_words(w, &rk, start + (uint64_t)base, m, 0);
         double *o = out + base;
         if (kind == UNIFORM) {          /* p = low, high - low */
             for (Py_ssize_t i = 0; i < m; i++) { double u = one_plus(w[i]); u -= 1.0; u *= p[1]; u += p[0]; o[i] = u; }
         } else if (kind == NORMAL) {     /* p = mean, std */
             for (Py_ssize_t i = 0; i < m; i++) x[i] = open_unit(w[i]);
-            ndtri(x, m);
-            for (Py_ssize_t i = 0; i < m; i++) { double z = x[i]; z *= p[1]; z += p[0]; o[i] = z; }
+            ndtri(x, m, z);
+            for (Py_ssize_t i = 0; i < m; i++) { double v = z[i]; v *= p[1]; v += p[0]; o[i] = v; }
         } else {  /* p = cdf_a, width, clip_lo, clip_hi, a, b, mirrored, mean, std, low, high */
             for (Py_ssize_t i = 0; i < m; i++) {
                 double u = open_unit(w[i]);
                 u *= p[1]; u += p[0];
                 x[i] = clip(u, p[2], p[3]);
             }
-            ndtri(x, m);
+            ndtri(x, m, z);
             for (Py_ssize_t i = 0; i < m; i++) {
-                double z = clip(x[i], p[4], p[5]);
-                if (p[6] != 0.0) z = -z;
-                z *= p[8]; z += p[7];
-                o[i] = clip(z, p[9], p[10]);
+                double v = clip(z[i], p[4], p[5]);
+                if (p[6] != 0.0) v = -v;
+                v *= p[8]; v += p[7];
+                o[i] = clip(v, p[9], p[10]);
             }
         }
     }
@@ -225,9 +277,9 @@ static PyObject *kernel_words(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned long long key0, key1, start, substream;
     if (!PyArg_ParseTuple(args, "w*KKKK", &view, &key0, &key1, &start, &substream)) return NULL;
-    uint64_t key[2] = {key0, key1};
     Py_BEGIN_ALLOW_THREADS
-    fill_words((uint64_t *)view.buf, key, start, view.len / 8, substream);
+    round_keys rk = key_schedule(key0, key1);
+    fill_words((uint64_t *)view.buf, &rk, start, view.len / 8, substream);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
