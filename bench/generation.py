@@ -26,7 +26,7 @@ ELEMENTWISE_LOG2 = 26
 SLOW_RUN_SECONDS = 60.0
 """A side whose single run is expected to take longer than this is timed once."""
 
-DEFAULT_ORTHOGONAL_LIMIT = 120.0
+DEFAULT_ORTHOGONAL_LIMIT = 600.0
 """Projected seconds above which ``orthogonal 4096²`` is skipped unless ``--full`` (keeps a default run ≲ 5 min)."""
 
 

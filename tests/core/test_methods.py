@@ -126,12 +126,26 @@ def test_trunc_normal_bounds_in_std_units() -> None:
         ("kaiming_normal", [4, 4], {"mode": "fan_avg"}, "mode"),
         ("trunc_normal", [4], {"low": 40.0, "high": 41.0}, "low"),
         ("constant", [4], {"value": True}, "value"),
+        ("uniform", [3], {"low": -1e308, "high": 1e308}, "low"),  # high − low overflows
+        ("normal", [3], {"std": 1e38}, "std"),  # ±8.3e38 is beyond float32
+        ("orthogonal", [4, 4], {"gain": 1e200}, "gain"),
+        ("eye", [3, 3], {"gain": 1e300}, "gain"),
+        ("sparse", [4, 4], {"sparsity": 0.5, "std": 1e300}, "std"),
+        ("xavier_uniform", [4, 4], {"gain": 1e308}, "gain"),
     ],
 )
 def test_bad_specs_name_the_field(method: str, shape: Any, params: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as info:
         resolve(method, shape, **params)
     assert info.value.field == field
+
+
+def test_range_check_depends_on_dtype_and_accepts_extreme_but_finite_laws() -> None:
+    with pytest.raises(SpecError) as info:
+        resolve("normal", [3], dtype="float16", std=1e4)
+    assert info.value.field == "std" and "float16" in info.value.message
+    assert np.isfinite(resolve("normal", [1000], dtype="float64", std=1e300).region()).all()
+    assert np.isfinite(resolve("kaiming_uniform", [4, 4], negative_slope=1e200).region()).all()  # gain → 0
 
 
 @pytest.mark.parametrize("field,value", [("seed", -1), ("seed", 2**64), ("dtype", "int8"), ("layout", "tf")])

@@ -23,6 +23,7 @@ import numpy as np
 from initserve.core.special import ndtri, normal_cdf, truncated_normal_moments
 
 _TWO_M53 = 2.0**-53
+NORMAL_MAX_Z = 8.3  # |Φ⁻¹(2⁻⁵³)| = 8.29…: no standard normal value drawn here is larger
 # Distribution codes of the compiled kernel (_kernel.c).
 KERNEL_UNIFORM, KERNEL_NORMAL, KERNEL_TRUNC_NORMAL = 0, 1, 2
 
@@ -81,7 +82,12 @@ class Uniform:
         return x
 
     def theory(self) -> Theory:
-        return Theory((self.low + self.high) / 2, (self.high - self.low) ** 2 / 12, self.low, self.high)
+        width = self.high - self.low
+        return Theory((self.low + self.high) / 2, width * width / 12, self.low, self.high)
+
+    def largest(self) -> float:
+        """Largest magnitude a value can take (inf when ``high − low`` overflows)."""
+        return max(abs(self.low), abs(self.high)) if math.isfinite(self.high - self.low) else math.inf
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,11 @@ class Normal:
         return x
 
     def theory(self) -> Theory:
-        return Theory(self.mean, self.std**2, -math.inf, math.inf)
+        return Theory(self.mean, self.std * self.std, -math.inf, math.inf)
+
+    def largest(self) -> float:
+        """Largest magnitude a value can take: ``|Φ⁻¹(p)| < 8.3`` for every ``open_unit`` p."""
+        return abs(self.mean) + NORMAL_MAX_Z * self.std
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,9 @@ class TruncatedNormal:
         z += self.mean
         np.clip(z, self.low, self.high, out=z)
         return z
+
+    def largest(self) -> float:
+        return max(abs(self.low), abs(self.high))
 
     def theory(self) -> Theory:
         mean, variance = truncated_normal_moments(self.mean, self.std, self.low, self.high)

@@ -44,3 +44,12 @@ def round_to(values: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float16":
         return single.astype(STORAGE["float16"])
     return float32_to_bfloat16_bits(single)
+
+
+# Largest finite value of each dtype (bfloat16: 0x7F7F = (2 − 2⁻⁷)·2¹²⁷).
+LARGEST: dict[str, float] = {
+    "float32": float(np.finfo(np.float32).max),
+    "float64": float(np.finfo(np.float64).max),
+    "float16": float(np.finfo(np.float16).max),
+    "bfloat16": (2 - 2.0**-7) * 2.0**127,
+}

@@ -63,7 +63,7 @@ def calculate_gain(nonlinearity: str, negative_slope: float | None = None) -> fl
         return _FIXED_GAIN[name]
     if name == "leaky_relu":
         slope = LEAKY_RELU_DEFAULT_SLOPE if negative_slope is None else negative_slope
-        return math.sqrt(2.0 / (1 + slope**2))
+        return math.sqrt(2.0 / (1 + slope * slope))
     if name in _ACTIVATIONS:
         return _second_moment_gain(name)
     raise SpecError("nonlinearity", nonlinearity, f"unknown nonlinearity; known: {', '.join(NONLINEARITIES)}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from initserve.core import linalg
-from initserve.core.distributions import Normal, Theory, TruncatedNormal, Uniform
+from initserve.core.distributions import NORMAL_MAX_Z, Normal, Theory, TruncatedNormal, Uniform
 from initserve.core.errors import SpecError
 from initserve.core.gains import NONLINEARITIES, calculate_gain
 from initserve.core.layout import Fans, Layout, canonical_shape, compute_fans
@@ -191,9 +191,9 @@ def _orthogonal(p: Mapping[str, Any], g: Geometry) -> Plan:
     rows, *rest = g.canonical
     cols = math.prod(rest)
     gain = p["gain"]
-    variance = gain**2 / max(rows, cols, 1)
+    variance = gain * gain / max(rows, cols, 1)
     return Dense(lambda key: _orthogonal_matrix(key, rows, cols, gain), Theory(0.0, variance, -gain, gain),
-                 (rows, cols))
+                 (rows, cols), gain)
 
 
 def _sparse(p: Mapping[str, Any], g: Geometry) -> Plan:
@@ -209,7 +209,7 @@ def _sparse(p: Mapping[str, Any], g: Geometry) -> Plan:
         return values
 
     kept = (rows - zeros) / rows if rows else 0.0
-    return Dense(build, Theory(0.0, std**2 * kept, -math.inf, math.inf), (rows, cols))
+    return Dense(build, Theory(0.0, std * std * kept, -math.inf, math.inf), (rows, cols), NORMAL_MAX_Z * std)
 
 
 def _exact_theory(value: float, count: int, numel: int) -> Theory:
@@ -217,7 +217,7 @@ def _exact_theory(value: float, count: int, numel: int) -> Theory:
     if numel == 0:
         return Theory(0.0, 0.0, 0.0, 0.0, exact=True)
     mean = value * count / numel
-    return Theory(mean, value**2 * count / numel - mean**2, min(0.0, value), max(0.0, value), exact=True)
+    return Theory(mean, value * value * count / numel - mean * mean, min(0.0, value), max(0.0, value), exact=True)
 
 
 def _eye(p: Mapping[str, Any], g: Geometry) -> Plan:
@@ -265,8 +265,8 @@ def _delta_orthogonal(p: Mapping[str, Any], g: Geometry) -> Plan:
             tensor[center] = _orthogonal_matrix(key, out_channels, in_channels, gain)
         return tensor
 
-    variance = gain**2 / max(out_channels * math.prod(kernel), 1)
-    return Dense(build, Theory(0.0, variance, -gain, gain), (out_channels, in_channels))
+    variance = gain * gain / max(out_channels * math.prod(kernel), 1)
+    return Dense(build, Theory(0.0, variance, -gain, gain), (out_channels, in_channels), gain)
 
 
 METHODS: tuple[Method, ...] = (

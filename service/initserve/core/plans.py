@@ -111,6 +111,9 @@ class Sampled(Pointwise):
     def theory(self) -> Theory:
         return self.distribution.theory()
 
+    def largest(self) -> float:
+        return self.distribution.largest()
+
 
 @dataclass(frozen=True)
 class Pattern(Pointwise):
@@ -125,6 +128,9 @@ class Pattern(Pointwise):
     def theory(self) -> Theory:
         return self.summary
 
+    def largest(self) -> float:
+        return max(abs(self.summary.low), abs(self.summary.high))
+
 
 @dataclass(frozen=True)
 class Dense:
@@ -133,6 +139,10 @@ class Dense:
     build: Callable[[Key], np.ndarray]
     summary: Theory
     matrix: tuple[int, int]  # rows × cols of the matrix the construction works on (for size limits)
+    bound: float  # largest magnitude a value can take
+
+    def largest(self) -> float:
+        return self.bound
 
     def theory(self) -> Theory:
         return self.summary

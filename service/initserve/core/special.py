@@ -129,5 +129,5 @@ def truncated_normal_moments(mean: float, std: float, low: float, high: float) -
         pa, pb = mpmath.npdf(a), mpmath.npdf(b)
         z = mpmath.ncdf(b) - mpmath.ncdf(a)
         ratio = (pa - pb) / z
-        var = sigma**2 * (1 + (a * pa - b * pb) / z - ratio**2)
+        var = sigma * sigma * (1 + (a * pa - b * pb) / z - ratio * ratio)
         return float(mu + sigma * ratio), float(var)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from initserve.core.distributions import Theory
-from initserve.core.dtypes import DTYPES, STORAGE, round_to
+from initserve.core.dtypes import DTYPES, LARGEST, STORAGE, round_to
 from initserve.core.errors import SpecError
 from initserve.core.layout import LAYOUTS, Layout, canonical_axes
 from initserve.core.methods import Geometry, lookup
@@ -166,6 +166,21 @@ def _check_shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _check_range(plan: Plan, params: Mapping[str, Any], dtype: str) -> None:
+    """Refuse parameters whose values would overflow ``dtype`` (never a silent ±inf or NaN).
+
+    The error names the numeric parameter of largest magnitude, the likely culprit.
+    """
+    limit = LARGEST[dtype]
+    largest = plan.largest()
+    if largest <= limit:
+        return
+    numeric = {k: v for k, v in params.items() if isinstance(v, float)}
+    field = max(numeric, key=lambda k: abs(numeric[k])) if numeric else "dtype"
+    raise SpecError(field, numeric.get(field, dtype),
+                    f"values would reach ±{largest:.4g}, beyond the largest {dtype} ({limit:.4g})")
+
+
 def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "torch", seed: int = 0,
             name: str = "", **params: Any) -> Tensor:
     """Validate a request and return its :class:`Tensor` (nothing is generated yet)."""
@@ -182,5 +197,6 @@ def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "t
     resolved = resolve_params(entry.name, entry.params, params)
     geometry = Geometry(dims, layout)
     plan = entry.build(resolved, geometry)
+    _check_range(plan, resolved, dtype)
     spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name)
     return Tensor(spec, plan)
