@@ -81,10 +81,6 @@ class Tensor:
         return math.prod(self.spec.shape)
 
     @property
-    def nbytes(self) -> int:
-        return self.numel * STORAGE[self.spec.dtype].itemsize
-
-    @property
     def theory(self) -> Theory:
         return self.plan.theory()
 

@@ -64,8 +64,3 @@ def storage_dtype(dtype: str) -> np.dtype:
 def element_count(shape: tuple[int, ...]) -> int:
     """Number of elements of a tensor of ``shape`` (1 for a 0-D tensor)."""
     return math.prod(shape)
-
-
-def nbytes(source: TensorSource) -> int:
-    """Size in bytes of the tensor's little-endian data buffer."""
-    return element_count(source.shape) * storage_dtype(source.dtype).itemsize
