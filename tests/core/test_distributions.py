@@ -27,7 +27,18 @@ LAWS = [
 def test_kernel_equals_numpy_reference(law: Uniform | Normal | TruncatedNormal, start: int, count: int) -> None:
     key = stream.derive_key(7, "layer.weight")
     reference = law.sample(stream.reference_words(key, start, count))
-    assert np.array_equal(Sampled(law).values(key, start, count), reference)
+    assert np.array_equal(Sampled(law).values(key, np.array([start]), count), reference)
+
+
+@pytest.mark.skipif(stream.kernel is None, reason="compiled kernel not built")
+@pytest.mark.parametrize("law", LAWS, ids=repr)
+@pytest.mark.parametrize("length", [1, 3, 511, 700])
+def test_kernel_runs_equal_numpy_reference(law: Uniform | Normal | TruncatedNormal, length: int) -> None:
+    """Many short runs (a box of a keras-layout tensor) give each run's reference values."""
+    key = stream.derive_key(3, "conv.kernel")
+    starts = np.array([0, 5, 4096 + 3, 10**9 + 1, 7, 5] * 50, dtype=np.int64)
+    reference = np.concatenate([law.sample(stream.reference_words(key, int(s), length)) for s in starts])
+    assert np.array_equal(Sampled(law).values(key, starts, length), reference)
 
 
 def test_unit_numbers_are_exact_and_symmetric() -> None:

@@ -222,53 +222,82 @@ static void ndtri(double *p, Py_ssize_t n, double *z) {
 
 enum { UNIFORM = 0, NORMAL = 1, TRUNC_NORMAL = 2 };
 
-/* fill(out, kind, key0, key1, start, params) — params as in distributions.py. */
-static PyObject *kernel_fill(PyObject *self, PyObject *args) {
-    Py_buffer view;
-    int kind;
-    unsigned long long key0, key1, start;
-    PyObject *params_obj;
-    if (!PyArg_ParseTuple(args, "w*iKKKO", &view, &kind, &key0, &key1, &start, &params_obj)) return NULL;
-    double p[12] = {0};
+/* Transform the m <= TILE words w into values o (params as in distributions.py). */
+static void transform(int kind, const double *p, const uint64_t *w, Py_ssize_t m, double *x, double *z, double *o) {
+    if (kind == UNIFORM) {          /* p = low, high - low */
+        for (Py_ssize_t i = 0; i < m; i++) { double u = one_plus(w[i]); u -= 1.0; u *= p[1]; u += p[0]; o[i] = u; }
+    } else if (kind == NORMAL) {     /* p = mean, std */
+        for (Py_ssize_t i = 0; i < m; i++) x[i] = open_unit(w[i]);
+        ndtri(x, m, z);
+        for (Py_ssize_t i = 0; i < m; i++) { double v = z[i]; v *= p[1]; v += p[0]; o[i] = v; }
+    } else {  /* p = cdf_a, width, clip_lo, clip_hi, a, b, mirrored, mean, std, low, high */
+        for (Py_ssize_t i = 0; i < m; i++) {
+            double u = open_unit(w[i]);
+            u *= p[1]; u += p[0];
+            x[i] = clip(u, p[2], p[3]);
+        }
+        ndtri(x, m, z);
+        for (Py_ssize_t i = 0; i < m; i++) {
+            double v = clip(z[i], p[4], p[5]);
+            if (p[6] != 0.0) v = -v;
+            v *= p[8]; v += p[7];
+            o[i] = clip(v, p[9], p[10]);
+        }
+    }
+}
+
+/* The params sequence of fill_runs as up to 12 doubles (missing ones 0). */
+static int parse_params(PyObject *params_obj, double p[12]) {
     PyObject *seq = PySequence_Fast(params_obj, "params must be a sequence");
-    if (!seq) { PyBuffer_Release(&view); return NULL; }
-    Py_ssize_t np_ = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < np_ && i < 12; i++) p[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+    if (!seq) return -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < 12; i++) p[i] = i < count ? PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i)) : 0.0;
     Py_DECREF(seq);
-    if (PyErr_Occurred()) { PyBuffer_Release(&view); return NULL; }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* fill_runs(out, kind, key0, key1, starts_u64, length, params): the values of the runs
+ * starts[r] .. starts[r] + length, one after the other (a box of a tensor in another
+ * layout is many short runs). Words of consecutive runs are gathered tile by tile,
+ * so short runs cost no more per element than one long run (bar a Philox block each). */
+static PyObject *kernel_fill_runs(PyObject *self, PyObject *args) {
+    Py_buffer view, starts_view;
+    int kind;
+    unsigned long long key0, key1;
+    Py_ssize_t length;
+    PyObject *params_obj;
+    double p[12];
+    if (!PyArg_ParseTuple(args, "w*iKKy*nO", &view, &kind, &key0, &key1, &starts_view, &length, &params_obj))
+        return NULL;
+    Py_ssize_t runs = starts_view.len / 8;
+    if (parse_params(params_obj, p) < 0 || length < 0 || view.len != runs * length * (Py_ssize_t)sizeof(double)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "out must hold len(starts) * length doubles");
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&starts_view);
+        return NULL;
+    }
+    const uint64_t *starts = (const uint64_t *)starts_view.buf;
     double *out = (double *)view.buf;
-    Py_ssize_t n = view.len / (Py_ssize_t)sizeof(double);
     Py_BEGIN_ALLOW_THREADS
     round_keys rk = key_schedule(key0, key1);
     uint64_t w[TILE];
     double x[TILE], z[TILE];
-    for (Py_ssize_t base = 0; base < n; base += TILE) {   /* one cache-resident tile at a time */
-        Py_ssize_t m = n - base < TILE ? n - base : TILE;
-        fill_words(w, &rk, start + (uint64_t)base, m, 0);
-        double *o = out + base;
-        if (kind == UNIFORM) {          /* p = low, high - low */
-            for (Py_ssize_t i = 0; i < m; i++) { double u = one_plus(w[i]); u -= 1.0; u *= p[1]; u += p[0]; o[i] = u; }
-        } else if (kind == NORMAL) {     /* p = mean, std */
-            for (Py_ssize_t i = 0; i < m; i++) x[i] = open_unit(w[i]);
-            ndtri(x, m, z);
-            for (Py_ssize_t i = 0; i < m; i++) { double v = z[i]; v *= p[1]; v += p[0]; o[i] = v; }
-        } else {  /* p = cdf_a, width, clip_lo, clip_hi, a, b, mirrored, mean, std, low, high */
-            for (Py_ssize_t i = 0; i < m; i++) {
-                double u = open_unit(w[i]);
-                u *= p[1]; u += p[0];
-                x[i] = clip(u, p[2], p[3]);
-            }
-            ndtri(x, m, z);
-            for (Py_ssize_t i = 0; i < m; i++) {
-                double v = clip(z[i], p[4], p[5]);
-                if (p[6] != 0.0) v = -v;
-                v *= p[8]; v += p[7];
-                o[i] = clip(v, p[9], p[10]);
-            }
+    Py_ssize_t run = 0, done = 0, written = 0;  /* next word: run `run`, element `done` of it */
+    while (run < runs && length > 0) {
+        Py_ssize_t m = 0;
+        while (m < TILE && run < runs) {
+            Py_ssize_t take = length - done < TILE - m ? length - done : TILE - m;
+            fill_words(w + m, &rk, starts[run] + (uint64_t)done, take, 0);
+            m += take;
+            done += take;
+            if (done == length) { run++; done = 0; }
         }
+        transform(kind, p, w, m, x, z, out + written);
+        written += m;
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
+    PyBuffer_Release(&starts_view);
     Py_RETURN_NONE;
 }
 
@@ -286,7 +315,8 @@ static PyObject *kernel_words(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"fill", kernel_fill, METH_VARARGS, "fill(out_f64, kind, key0, key1, start, params): sampled values"},
+    {"fill_runs", kernel_fill_runs, METH_VARARGS,
+     "fill_runs(out_f64, kind, key0, key1, starts_u64, length, params): values of equal-length runs"},
     {"words", kernel_words, METH_VARARGS, "words(out_u64, key0, key1, start, substream): Philox words"},
     {NULL, NULL, 0, NULL},
 };

@@ -41,51 +41,60 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="initserve-gen")
 
 
-def box_runs(shape: tuple[int, ...], box: Box) -> Iterator[tuple[int, int, int]]:
-    """Contiguous row-major runs of ``box``: ``(flat_start, length, offset_in_box)``.
+def box_runs(shape: tuple[int, ...], box: Box) -> tuple[np.ndarray, int]:
+    """The contiguous row-major runs of ``box``: their flat start indices, in order, and common length.
 
-    Trailing dimensions the box spans completely are merged into one run.
+    Trailing dimensions the box spans completely are merged into the run.
     """
     ndim = len(shape)
-    merged = ndim
-    while merged > 1 and box[merged - 1] == (0, shape[merged - 1]):
-        merged -= 1
-    run_dim = merged - 1 if ndim else 0
-    inner = math.prod(shape[run_dim + 1 :]) if ndim else 1
-    length = (box[run_dim][1] - box[run_dim][0]) * inner if ndim else 1
-    if length == 0 or any(stop <= start for start, stop in box):
-        return
+    if any(stop <= start for start, stop in box):
+        return np.empty(0, np.int64), 0
+    if not ndim:
+        return np.zeros(1, np.int64), 1
+    run_dim = ndim - 1
+    while run_dim > 0 and box[run_dim] == (0, shape[run_dim]):
+        run_dim -= 1
     strides = [math.prod(shape[d + 1 :]) for d in range(ndim)]
-    outer = [range(start, stop) for start, stop in box[:run_dim]]
-    offset = 0
-    for index in np.ndindex(*[len(r) for r in outer]) if outer else [()]:
-        flat = sum((outer[d][i]) * strides[d] for d, i in enumerate(index))
-        if ndim:
-            flat += box[run_dim][0] * strides[run_dim]
-        yield flat, length, offset
-        offset += length
+    length = (box[run_dim][1] - box[run_dim][0]) * strides[run_dim]
+    starts = np.array([box[run_dim][0] * strides[run_dim]], np.int64)
+    for d in reversed(range(run_dim)):
+        starts = (np.arange(*box[d], dtype=np.int64)[:, None] * strides[d] + starts[None, :]).ravel()
+    return starts, length
+
+
+def _jobs(starts: np.ndarray, length: int) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Units of work of about :data:`BLOCK` elements: ``(run starts, run length, output offset)``.
+
+    Long runs are cut into pieces; short runs are grouped.
+    """
+    if length >= BLOCK:
+        for r, start in enumerate(starts.tolist()):
+            for done in range(0, length, BLOCK):
+                yield np.array([start + done], np.int64), min(BLOCK, length - done), r * length + done
+    elif length:
+        per_job = BLOCK // length
+        for r in range(0, len(starts), per_job):
+            yield starts[r : r + per_job], length, r * length
 
 
 class Pointwise:
     """A plan whose element ``i`` depends only on ``i`` (and word ``W[0, i]``)."""
 
-    def values(self, key: Key, start: int, count: int) -> np.ndarray:
+    def values(self, key: Key, starts: np.ndarray, length: int) -> np.ndarray:
+        """Doubles of the runs ``[s, s + length)`` for each ``s`` of ``starts``, concatenated."""
         raise NotImplementedError
 
     def region(self, key: Key, shape: tuple[int, ...], box: Box, dtype: str) -> np.ndarray:
         """Values of ``box`` of the canonical ``shape``, rounded to ``dtype`` block by block."""
         box_shape = tuple(stop - start for start, stop in box)
         out = np.empty(math.prod(box_shape), STORAGE[dtype])
-        jobs = [
-            (flat + done, min(BLOCK, length - done), offset + done)
-            for flat, length, offset in box_runs(shape, box)
-            for done in range(0, length, BLOCK)
-        ]
+        starts, length = box_runs(shape, box)
 
-        def fill(job: tuple[int, int, int]) -> None:
-            flat, count, offset = job
-            out[offset : offset + count] = round_to(self.values(key, flat, count), dtype)
+        def fill(job: tuple[np.ndarray, int, int]) -> None:
+            runs, run_length, offset = job
+            out[offset : offset + len(runs) * run_length] = round_to(self.values(key, runs, run_length), dtype)
 
+        jobs = list(_jobs(starts, length))
         if out.size >= _PARALLEL_MIN and len(jobs) > 1:
             list(_executor().map(fill, jobs))
         else:
@@ -100,12 +109,13 @@ class Sampled(Pointwise):
 
     distribution: Distribution
 
-    def values(self, key: Key, start: int, count: int) -> np.ndarray:
+    def values(self, key: Key, starts: np.ndarray, length: int) -> np.ndarray:
         if stream.kernel is None:
-            return self.distribution.sample(stream.words(key, start, count))
-        out = np.empty(count)
+            words = [stream.words(key, start, length) for start in starts.tolist()]
+            return self.distribution.sample(np.concatenate(words) if words else np.empty(0, np.uint64))
+        out = np.empty(len(starts) * length)
         kind, params = self.distribution.kernel_args()
-        stream.kernel.fill(out, kind, key[0], key[1], start, params)
+        stream.kernel.fill_runs(out, kind, key[0], key[1], starts.astype(np.uint64), length, params)
         return out
 
     def theory(self) -> Theory:
@@ -122,8 +132,8 @@ class Pattern(Pointwise):
     function: Callable[[np.ndarray], np.ndarray]
     summary: Theory
 
-    def values(self, key: Key, start: int, count: int) -> np.ndarray:
-        return self.function(np.arange(start, start + count, dtype=np.int64))
+    def values(self, key: Key, starts: np.ndarray, length: int) -> np.ndarray:
+        return self.function((starts[:, None] + np.arange(length, dtype=np.int64)).ravel())
 
     def theory(self) -> Theory:
         return self.summary
