@@ -61,3 +61,10 @@ def test_get_tensor_documents_every_method_parameter():
     documented = {p["name"] for p in document["paths"]["/v1/tensor"]["get"]["parameters"]}
     declared = {param.name for method in METHODS for param in method.params}
     assert {"method", "shape", "dtype", "layout", "seed", "name", "format"} | declared == documented
+
+
+def test_interactive_docs_are_served(client):
+    """The README points users at /docs (Swagger UI over /openapi.json)."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert client.get("/openapi.json").json()["info"]["title"]

@@ -54,7 +54,7 @@ def test_golden_low_precision_bits() -> None:
                                                    3198668392]
     brain = resolve(dtype="bfloat16", **spec).region()  # type: ignore[arg-type]
     assert brain.ravel().tolist() == [48904, 16181, 48896, 48630, 49155, 48808]
-    assert np.array_equal(single.view("<u4") >> 16, brain.astype("<u4")) is False  # rounding, not truncation
+    assert not np.array_equal(single.view("<u4") >> 16, brain.astype("<u4"))  # rounding, not truncation
 
 
 def test_golden_digests_of_every_method() -> None:
