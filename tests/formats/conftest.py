@@ -10,7 +10,7 @@ import pytest
 
 from initserve.formats import EncodedBody
 
-STORAGE = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "bfloat16": "<u2"}
+STORAGE = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "bfloat16": "<u2", "int64": "<i8"}
 
 
 @dataclass
@@ -40,8 +40,10 @@ def bfloat16_bits(array: np.ndarray) -> np.ndarray:
 
 
 def random_values(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
-    """Random finite values of ``shape`` in storage dtype (bfloat16 as bit patterns)."""
+    """Random finite values of ``shape`` in storage dtype (bfloat16 as bit patterns, int64 over its whole range)."""
     rng = np.random.default_rng(seed)
+    if dtype == "int64":
+        return rng.integers(-(2**63), 2**63, shape, dtype=np.int64).astype("<i8")
     spread = 10 if dtype == "float16" else 20  # float16 overflows past 65504
     floats = rng.standard_normal(shape) * np.exp2(rng.integers(-spread, spread, shape))
     if dtype == "bfloat16":
@@ -65,7 +67,7 @@ def make_source() -> MakeSource:
         chunk: int = 7,
         metadata: dict[str, str] | None = None,
     ) -> FakeSource:
-        dtype = dtype or {"<f4": "float32", "<f8": "float64", "<f2": "float16"}[array.dtype.str]
+        dtype = dtype or {"<f4": "float32", "<f8": "float64", "<f2": "float16", "<i8": "int64"}[array.dtype.str]
         assert array.dtype == np.dtype(STORAGE[dtype])
         return FakeSource(name, tuple(array.shape), dtype, array.reshape(-1), dict(metadata or {}), chunk)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from initserve.formats import body as body_module
-from initserve.formats.body import TensorPart, assemble
+from initserve.formats.body import DeferredBytes, TensorPart, assemble
 from initserve.formats.npy import encode_npy
 from initserve.formats.safetensors import encode_safetensors
 
@@ -43,6 +43,30 @@ def test_byte_range_generates_only_overlapping_elements(make_source, values):
     piece = b"".join(body.byte_range(data_start + 402, data_start + 409))  # bytes of elements 100..102
     assert piece == source.values.tobytes()[402:409]
     assert source.calls == [(100, 103)]
+
+
+def test_deferred_bytes_are_computed_only_when_a_range_reaches_them():
+    computed = []
+
+    def compute():
+        computed.append(len(computed))
+        return b"XYZ"
+
+    body = assemble([b"abc", DeferredBytes(3, compute), b"de"], "application/octet-stream")
+    assert body.length == 8
+    assert b"".join(body.byte_range(0, 3)) == b"abc"
+    assert b"".join(body.byte_range(6, 8)) == b"de"
+    assert computed == []
+    assert b"".join(body.byte_range(2, 5)) == b"cXY"
+    assert computed == [0]
+    assert b"".join(body.chunks) == b"abcXYZde"
+    assert computed == [0, 1]
+
+
+def test_deferred_bytes_of_the_wrong_length_are_a_bug():
+    body = assemble([DeferredBytes(4, lambda: b"abc")], "application/octet-stream")
+    with pytest.raises(ValueError, match="computed 3 bytes, expected 4"):
+        b"".join(body.chunks)
 
 
 @pytest.mark.parametrize(("start", "stop"), [(-1, 3), (5, 4), (0, 10_000)])

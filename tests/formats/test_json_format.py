@@ -1,4 +1,4 @@
-"""The JSON encoder: values round-trip bit-exactly through a float64 JSON parser."""
+"""The JSON encoders: values round-trip bit-exactly through a float64 JSON parser, int64 as exact integers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from initserve.formats import FormatError
-from initserve.formats.json_format import encode_json
+from initserve.formats.json_format import encode_json, encode_json_many
 
 
 def parse(make_source, collect, array, dtype, **extra):
@@ -87,5 +87,87 @@ def test_non_finite_values_are_format_errors(make_source, bad):
     array = np.array([1.0, bad, 2.0], dtype="<f4")
     with pytest.raises(FormatError) as caught:
         encode_json(make_source(array))
+    assert caught.value.field == "format"
+    assert caught.value.value == "json"
+
+
+INT64_EDGES = [0, 1, -1, 2**53 + 1, 2**63 - 1, -(2**63)]
+
+
+def test_int64_is_written_as_exact_integers(make_source, collect, values):
+    array = np.concatenate([np.array(INT64_EDGES, dtype="<i8"), values((50,), "int64")])
+    raw = collect(encode_json(make_source(array, chunk=16)))
+    assert b'"dtype":"int64","data":[0,1,-1,9007199254740993,9223372036854775807,-9223372036854775808,' in raw
+    data = json.loads(raw)["data"]
+    assert all(type(value) is int for value in data)
+    assert data == array.tolist()
+
+
+def test_int64_zero_dimensional(make_source, collect):
+    raw = collect(encode_json(make_source(np.array(0, dtype="<i8"), name="bn.num_batches_tracked")))
+    assert raw == b'{"name":"bn.num_batches_tracked","shape":[],"dtype":"int64","data":[0]}'
+
+
+def restore(tensor):
+    """The storage-dtype array a parsed JSON tensor object holds."""
+    if tensor["dtype"] == "int64":
+        return np.array(tensor["data"], dtype="<i8").reshape(tensor["shape"])
+    if tensor["dtype"] == "bfloat16":
+        widened = np.array(tensor["data"], dtype=np.float64).astype("<f4")
+        return (widened.view("<u4") >> 16).astype("<u2").reshape(tensor["shape"])
+    storage = {"float32": "<f4", "float64": "<f8", "float16": "<f2"}[tensor["dtype"]]
+    return np.array(tensor["data"], dtype=np.float64).astype(storage).reshape(tensor["shape"])
+
+
+MANY = [
+    ("enc.0.weight", (5, 3), "float32"),
+    ("enc/0/bias", (5,), "float64"),
+    ("bn.num_batches_tracked", (), "int64"),
+    ("empty", (0, 4), "float16"),
+    ("half", (2, 3), "float16"),
+    ("brain", (3, 2), "bfloat16"),
+    ("counts", (4,), "int64"),
+]
+
+
+def test_many_tensors_in_order_with_extra_keys_first(make_source, collect, values):
+    arrays = {name: values(shape, dtype, seed=seed) for seed, (name, shape, dtype) in enumerate(MANY)}
+    sources = [make_source(arrays[name], dtype=dtype, name=name, chunk=2) for name, _, dtype in MANY]
+    body = encode_json_many(sources, {"algorithm_version": "1", "seed": 3})
+    assert body.media_type == "application/json"
+    doc = json.loads(collect(body))
+    assert list(doc) == ["algorithm_version", "seed", "tensors"]
+    assert doc["algorithm_version"] == "1"
+    assert doc["seed"] == 3
+    assert [tensor["name"] for tensor in doc["tensors"]] == [name for name, _, _ in MANY]
+    for tensor, (name, shape, dtype) in zip(doc["tensors"], MANY, strict=True):
+        assert list(tensor) == ["name", "shape", "dtype", "data"]
+        assert tensor["shape"] == list(shape)
+        assert tensor["dtype"] == dtype
+        restored = restore(tensor)
+        assert restored.dtype == arrays[name].dtype
+        assert restored.tobytes() == arrays[name].tobytes()
+
+
+def test_each_tensor_object_is_the_single_tensor_document(make_source, collect, values):
+    sources = [make_source(values(shape, dtype, seed=1), dtype=dtype, name=name) for name, shape, dtype in MANY]
+    doc = json.loads(collect(encode_json_many(sources)))
+    assert doc["tensors"] == [json.loads(collect(encode_json(source))) for source in sources]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [(None, b'{"tensors":[]}'), ({"k": "v"}, b'{"k":"v","tensors":[]}')])
+def test_no_tensors(collect, extra, expected):
+    assert collect(encode_json_many([], extra)) == expected
+
+
+def test_extra_key_tensors_is_refused(make_source, values):
+    with pytest.raises(ValueError, match="tensors"):
+        encode_json_many([make_source(values((2,), "float32"))], {"tensors": []})
+
+
+def test_non_finite_values_in_any_tensor_are_format_errors(make_source, values):
+    sources = [make_source(values((3,), "float32"), name="a"), make_source(np.array([np.nan], dtype="<f4"), name="b")]
+    with pytest.raises(FormatError) as caught:
+        encode_json_many(sources)
     assert caught.value.field == "format"
     assert caught.value.value == "json"

@@ -11,7 +11,7 @@ from initserve.formats import FormatError
 from initserve.formats.npy import encode_npy, npy_header
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64"])
 @pytest.mark.parametrize("chunk", [1, 5, 10_000])
 def test_np_load_reads_back_values_dtype_and_shape(make_source, collect, values, shape, dtype, chunk):
     array = values(shape, dtype)

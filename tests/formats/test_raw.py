@@ -9,7 +9,7 @@ from initserve.formats import FormatError
 from initserve.formats.raw import encode_raw
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int64"])
 def test_buffer_is_little_endian_row_major(make_source, collect, values, shape, dtype):
     array = values(shape, dtype)
     body = encode_raw(make_source(array, dtype=dtype))

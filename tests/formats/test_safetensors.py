@@ -20,7 +20,7 @@ def split(data: bytes) -> tuple[bytes, bytes]:
     return data[8 : 8 + size], data[8 + size :]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64"])
 def test_numpy_reader_gets_values_dtype_and_shape(make_source, collect, values, shape, dtype):
     array = values(shape, dtype)
     data = collect(encode_safetensors([make_source(array, name="layer.weight")], {}))
@@ -126,3 +126,24 @@ def test_torch_reader_including_bfloat16_bitwise(make_source, collect, values):
     assert np.array_equal(loaded["bf"].float().numpy(), widened)
     assert np.array_equal(loaded["f"].numpy(), floats)
     assert np.array_equal(loaded["h"].numpy(), halves)
+
+
+def test_int64_header_entry_and_torch_batchnorm_counter(make_source, collect, values):
+    counter = np.array(12345, dtype="<i8")  # BatchNorm's num_batches_tracked: a 0-D int64 tensor
+    counts = values((4,), "int64", seed=10)
+    sources = [make_source(counter, name="bn.num_batches_tracked"), make_source(counts, name="counts")]
+    data = collect(encode_safetensors(sources, {}))
+    header, buffer = split(data)
+    assert json.loads(header) == {
+        "bn.num_batches_tracked": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]},
+        "counts": {"dtype": "I64", "shape": [4], "data_offsets": [8, 40]},
+    }
+    assert buffer == counter.tobytes() + counts.tobytes()
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    loaded = safetensors.torch.load(data)
+    assert loaded["bn.num_batches_tracked"].dtype == torch.int64
+    assert loaded["bn.num_batches_tracked"].shape == ()
+    assert loaded["bn.num_batches_tracked"].item() == 12345
+    assert loaded["counts"].tolist() == counts.tolist()

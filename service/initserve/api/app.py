@@ -9,11 +9,13 @@ uvicorn calls the factory (``initserve.api.app:create_app``, ``factory=True``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 import initserve
 from initserve.api.errors import install_error_handlers
-from initserve.api.routers import ROUTERS
+from initserve.api.routers import ROUTERS, model
 from initserve.api.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -33,4 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            model.add_request_schemas(default_openapi())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from initserve.core import METHODS, SpecError
+from initserve.core.model import LAYER_TYPES
 from initserve.errors import FieldError
 from initserve.formats import FormatError
 
@@ -44,6 +45,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:initserve:problem:"
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _METHOD_NAMES = frozenset(name for method in METHODS for name in (method.name, *method.aliases))
+_LAYER_NAMES = frozenset([*(name for kind in LAYER_TYPES for name in (kind.name, *kind.aliases)), "tensor"])
 _MAX_VALUE_CHARS = 200
 
 
@@ -99,26 +101,48 @@ def _domain(exc: FieldError, request: Request) -> Described:
     return Described(exc.field, exc.value, exc.message)
 
 
+def _strip_tags(loc: list[Any]) -> list[Any]:
+    """``loc`` without the union tags pydantic inserts (``layers.0.linear.init.weight.normal.std`` →
+    ``layers.0.init.weight.std``): a layer type right after ``layers.N``, a method name first or right
+    after ``init``, ``init.KEY`` or ``scheme.ROLE``, the preset/rules tag after ``scheme``."""
+    kept: list[Any] = []
+    for item in loc:
+        before = kept[-2:]
+        layer_tag = item in _LAYER_NAMES and len(before) == 2 and before[0] == "layers" and isinstance(before[1], int)
+        method_tag = item in _METHOD_NAMES and (
+            not kept or before[-1:] == ["init"] or (len(before) == 2 and before[0] in ("init", "scheme"))
+        )
+        scheme_tag = item in ("preset", "rules") and before[-1:] == ["scheme"]
+        if not (layer_tag or method_tag or scheme_tag):
+            kept.append(item)
+    return kept
+
+
 def _pydantic_error(error: dict[str, Any]) -> Described:
-    """One pydantic error with the union tag and the location prefix removed from its path."""
+    """One pydantic error with the union tags and the location prefix removed from its path."""
     loc = list(error.get("loc", ()))
     if loc and loc[0] in _LOCATIONS:
         loc = loc[1:]
-    tag = loc.pop(0) if loc and isinstance(loc[0], str) and loc[0] in _METHOD_NAMES else None
+    tag = loc[0] if loc and isinstance(loc[0], str) and loc[0] in _METHOD_NAMES else None
+    loc = _strip_tags(loc)
+    path = ".".join(map(str, loc))
     kind, message, value = error.get("type"), str(error.get("msg", "invalid")), error.get("input")
-    if kind == "union_tag_invalid":
-        return Described(
-            "method", error.get("ctx", {}).get("tag"), f"unknown method; known: {', '.join(sorted(_METHOD_NAMES))}"
-        )
-    if kind == "union_tag_not_found":
-        return Described("method", None, "is required")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = error.get("ctx", {})
+        discriminator = str(ctx.get("discriminator", "'method'")).strip("'")
+        field = f"{path}.{discriminator}" if path else discriminator
+        if kind == "union_tag_not_found":
+            return Described(field, None, "is required")
+        known = ", ".join(sorted(tag.strip(" '") for tag in str(ctx.get("expected_tags", "")).split(",")))
+        return Described(field, ctx.get("tag"), f"unknown {discriminator}; known: {known}")
     if kind == "json_invalid":
-        return Described("body", None, f"invalid JSON: {error.get('ctx', {}).get('error', 'decode error')}")
+        named = ".".join(item for item in loc if isinstance(item, str))  # FastAPI adds the error's character offset
+        return Described(named or "body", None, f"invalid JSON: {error.get('ctx', {}).get('error', 'decode error')}")
     if kind == "missing":
-        return Described(".".join(map(str, loc)), None, "is required")
+        return Described(path, None, "is required")
     if kind == "extra_forbidden" and tag is not None:
         message = f"unknown field for method {tag!r}"
-    return Described(".".join(map(str, loc)) or "body", value, message)
+    return Described(path or "body", value, message)
 
 
 def _validation(exc: RequestValidationError, request: Request) -> Described:

@@ -4,8 +4,9 @@
 as ``POST /v1/tensor`` with ``{"method": "normal", "shape": [256, 128],
 "std": 0.02}``: :func:`spec_from_query` turns the query into that dict and
 validates it with the same wire models (lax mode, so strings are parsed).
-``shape`` is a comma-separated list (the empty string is a 0-D tensor). Each
-parameter may appear once; unknown ones are refused by the models.
+``shape`` is a comma-separated list (the empty string is a 0-D tensor) and
+``zero_rows`` a comma-separated list of ``start:stop`` ranges. Each parameter
+may appear once; unknown ones are refused by the models.
 
 Problems are raised as :class:`RequestValidationError` with ``("query", name)``
 locations, so they render like any other validation error.
@@ -74,6 +75,9 @@ def spec_from_query(query: QueryParams, ignore: Collection[str] = ("format",)) -
     arguments = query_dict(query, ignore)
     if "shape" in arguments:
         arguments["shape"] = split_shape(arguments["shape"])
+    if "zero_rows" in arguments:
+        arguments["zero_rows"] = [part.split(":", 1) if ":" in part else part
+                                  for part in split_shape(arguments["zero_rows"])]
     try:
         return validate_query_spec(arguments)
     except ValidationError as exc:

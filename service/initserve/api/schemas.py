@@ -34,7 +34,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 SEED_SCHEMA: dict[str, Any] = {"minimum": 0, "format": "uint64"}
 """Seeds are 0 … 2^64−1. No ``maximum``: OpenAPI tooling stores bounds as doubles, and 2^64−1 would
 round up to 2^64 (the core refuses it with a 422)."""
-_KINDS: dict[str, Any] = {"float": FiniteFloat, "int": int, "bool": bool, "str": str}
+_KINDS: dict[str, Any] = {"float": FiniteFloat, "int": int, "bool": bool, "str": str, "ints": int | list[int]}
 
 
 class SpecBase(BaseModel):
@@ -57,6 +57,12 @@ class SpecBase(BaseModel):
         description="tensor name; with the seed it keys the random stream (safetensors key: 'weight' when empty)",
         json_schema_extra={"maxLength": 1024},
     )
+    zero_rows: list[Annotated[list[int], Field(min_length=2, max_length=2)]] | None = Field(
+        default=None,
+        description="[start, stop) ranges along the first axis set to zero after the method fills the tensor "
+        "(nn.Embedding's padding_idx p is [[p, p+1]]); GET form: '3:4,10:12'",
+        examples=[[[0, 1]]],
+    )
 
 
 def _bounds(param: Param) -> dict[str, Any]:
@@ -69,7 +75,7 @@ def _bounds(param: Param) -> dict[str, Any]:
     return bounds
 
 
-def _param_field(param: Param) -> tuple[Any, Any]:
+def param_field(param: Param) -> tuple[Any, Any]:
     """The (annotation, FieldInfo) of one method parameter."""
     kind: Any = Literal[param.choices] if param.choices else _KINDS[param.kind]
     extra = _bounds(param)
@@ -80,24 +86,36 @@ def _param_field(param: Param) -> tuple[Any, Any]:
     return kind, Field(default=param.default, description=param.doc, json_schema_extra=extra)
 
 
-def _model_name(method: Method) -> str:
-    return "".join(part.capitalize() for part in method.name.split("_")) + "Spec"
+def camel(name: str) -> str:
+    """``trunc_normal`` → ``TruncNormal``."""
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
-def spec_model(method: Method) -> type[SpecBase]:
-    """The wire model of one method."""
-    clash = {param.name for param in method.params} & {*SpecBase.model_fields, "method"}
+class InitBase(BaseModel):
+    """An initialization without a tensor: the method and its parameters (shape and name come from elsewhere)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def spec_model(method: Method, base: type[BaseModel] = SpecBase, suffix: str = "Spec") -> type[BaseModel]:
+    """The wire model of one method, on ``base`` (:class:`SpecBase` for a tensor, :class:`InitBase` for an init)."""
+    clash = {param.name for param in method.params} & {*base.model_fields, "method"}
     if clash:
         raise RuntimeError(f"method {method.name!r} declares parameters that clash with common fields: {clash}")
     names: Any = Literal[(method.name, *method.aliases)]
     fields: dict[str, Any] = {
         "method": (names, Field(description=f"{method.formula} — {method.reference}")),
-        **{param.name: _param_field(param) for param in method.params},
+        **{param.name: param_field(param) for param in method.params},
     }
-    return create_model(_model_name(method), __base__=SpecBase, __doc__=f"{method.name}: {method.formula}", **fields)
+    return create_model(camel(method.name) + suffix, __base__=base, __doc__=f"{method.name}: {method.formula}",
+                        **fields)
 
 
-SPEC_MODELS: tuple[type[SpecBase], ...] = tuple(spec_model(method) for method in METHODS)
+SPEC_MODELS: tuple[type[BaseModel], ...] = tuple(spec_model(method) for method in METHODS)
+INIT_MODELS: tuple[type[BaseModel], ...] = tuple(spec_model(method, InitBase, "Init") for method in METHODS)
+
+InitSpec = Annotated[Union[INIT_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
+"""An initialization (method and parameters, no shape): used by /v1/model's schemes and overrides."""
 
 TensorRequest = Annotated[Union[SPEC_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
 """A tensor specification: the union of every method's model, discriminated by ``method``."""
@@ -128,7 +146,7 @@ class ParameterInfo(BaseModel):
     """One parameter of a method, as declared in the core."""
 
     name: str
-    kind: Literal["float", "int", "bool", "str"]
+    kind: Literal["float", "int", "bool", "str", "ints"]
     required: bool
     default: float | int | bool | str | None = Field(description="null when required or optional without default")
     choices: list[str] | None = None
@@ -217,6 +235,7 @@ def tensor_query_parameters() -> list[dict[str, Any]]:
         ),
         _query_parameter("seed", {"type": "integer", **SEED_SCHEMA, "default": 0}, "0 … 2^64−1"),
         _query_parameter("name", {"type": "string", "default": ""}, common["name"].description or ""),
+        _query_parameter("zero_rows", {"type": "string", "example": "0:1"}, common["zero_rows"].description or ""),
     ]
     users: dict[str, list[str]] = {}
     declared: dict[str, Param] = {}

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         description="orthogonal, sparse and delta_orthogonal build their whole matrix: "
         "the largest number of rows or columns they accept (else 413)",
     )
+    max_model_elements: int = Field(
+        default=1 << 31, ge=0, description="largest model served by /v1/model, in elements over all tensors (else 413)"
+    )
+    max_upload_bytes: int = Field(
+        default=4 << 30, ge=0, description="largest request body, checkpoint uploads included (else 413)"
+    )
     host: str = Field(default="127.0.0.1", description="address `initserve serve` binds to")
     port: int = Field(default=8000, ge=0, le=65535, description="port `initserve serve` listens on")
     workers: int = Field(default=1, ge=1, description="worker processes of `initserve serve`")

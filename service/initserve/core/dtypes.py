@@ -2,8 +2,13 @@
 
 Values are computed in double precision. float32 is the double rounded to
 nearest-even; float16 and bfloat16 are the float32 value rounded to
-nearest-even (so all four dtypes of one spec agree up to rounding). numpy has
-no bfloat16: it is carried as its uint16 bit pattern.
+nearest-even (so all four float dtypes of one spec agree up to rounding). numpy
+has no bfloat16: it is carried as its uint16 bit pattern.
+
+int64 exists for integer buffers such as torch BatchNorm's
+``num_batches_tracked``: only methods whose values are exact integers (zeros,
+ones, an integer constant, eye and dirac with an integer gain) may use it, so
+the conversion from double is exact.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ from typing import Literal
 
 import numpy as np
 
-DType = Literal["float32", "float64", "float16", "bfloat16"]
-DTYPES: tuple[DType, ...] = ("float32", "float64", "float16", "bfloat16")
+DType = Literal["float32", "float64", "float16", "bfloat16", "int64"]
+DTYPES: tuple[DType, ...] = ("float32", "float64", "float16", "bfloat16", "int64")
+INTEGER_DTYPES = frozenset({"int64"})
 
 STORAGE: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),
     "float64": np.dtype("<f8"),
     "float16": np.dtype("<f2"),
     "bfloat16": np.dtype("<u2"),
+    "int64": np.dtype("<i8"),
 }
 
 
@@ -36,8 +43,8 @@ def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
 
 def round_to(values: np.ndarray, dtype: str) -> np.ndarray:
     """Round double ``values`` to ``dtype`` storage (see module docstring)."""
-    if dtype == "float64":
-        return values.astype(STORAGE["float64"], copy=False)
+    if dtype in ("float64", "int64"):
+        return values.astype(STORAGE[dtype], copy=False)
     single = values.astype(np.float32)
     if dtype == "float32":
         return single
@@ -52,4 +59,5 @@ LARGEST: dict[str, float] = {
     "float64": float(np.finfo(np.float64).max),
     "float16": float(np.finfo(np.float16).max),
     "bfloat16": (2 - 2.0**-7) * 2.0**127,
+    "int64": 2.0**63 - 1024,  # the largest double below 2**63
 }

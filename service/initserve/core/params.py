@@ -20,10 +20,13 @@ REQUIRED: Any = object()  # sentinel default of a parameter that must be given
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: ``kind`` float/int/bool/str, ``default`` (``None`` = optional, unset)."""
+    """One parameter: ``kind`` float/int/bool/str, or ints (one int or a list, normalised to a tuple).
+
+    ``default`` ``None`` means optional and unset.
+    """
 
     name: str
-    kind: Literal["float", "int", "bool", "str"]
+    kind: Literal["float", "int", "bool", "str", "ints"]
     default: Any
     doc: str
     minimum: float | None = None
@@ -47,6 +50,13 @@ class Param:
             if not isinstance(value, str) or (self.choices and value not in self.choices):
                 raise SpecError(self.name, value, f"must be one of: {', '.join(self.choices or ())}")
             return value
+        if self.kind == "ints":
+            items = value if isinstance(value, list | tuple) else [value]
+            if not items or any(isinstance(n, bool) or not isinstance(n, int) for n in items):
+                raise SpecError(self.name, value, "must be an integer or a non-empty list of integers")
+            if self.minimum is not None and min(items) < self.minimum:
+                raise SpecError(self.name, value, f"every entry must be >= {self.minimum:g}")
+            return tuple(items)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SpecError(self.name, value, f"must be a number ({self.kind})")
         if self.kind == "int":
@@ -66,19 +76,23 @@ class Param:
         return value
 
 
-def resolve_params(method: str, declared: tuple[Param, ...], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``given`` against ``declared`` and fill defaults (unknown names are errors)."""
+def resolve_params(method: str, declared: tuple[Param, ...], given: Mapping[str, Any],
+                   owner: str = "method") -> dict[str, Any]:
+    """Validate ``given`` against ``declared`` and fill defaults (unknown names are errors).
+
+    ``owner`` names what declares them in messages ("method 'normal'", "layer type 'linear'").
+    """
     names = {p.name for p in declared}
     for name in given:
         if name not in names:
             accepted = ", ".join(sorted(names)) or "none"
-            raise SpecError(name, given[name], f"unknown parameter for method {method!r}; accepted: {accepted}")
+            raise SpecError(name, given[name], f"unknown parameter for {owner} {method!r}; accepted: {accepted}")
     resolved: dict[str, Any] = {}
     for param in declared:
         if param.name in given:
             resolved[param.name] = param.check(given[param.name])
         elif param.required:
-            raise SpecError(param.name, None, f"is required by method {method!r}")
+            raise SpecError(param.name, None, f"is required by {owner} {method!r}")
         else:
             resolved[param.name] = param.default
     return resolved

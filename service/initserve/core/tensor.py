@@ -5,6 +5,12 @@ work) and returns a :class:`Tensor`. ``Tensor.region(box)`` computes a box of
 the tensor in its own layout; ``Tensor.iter_flat(start, stop)`` streams
 row-major elements in bounded chunks. Both equal the corresponding part of the
 full tensor, bit for bit, for every method.
+
+``zero_rows`` (ranges ``[start, stop)`` along the first axis of the shape as
+given) are set to zero after the method has filled the tensor: torch's
+``nn.Embedding(padding_idx=p)`` is ``normal`` with ``zero_rows=[[p, p + 1]]``,
+and Keras' LSTM bias with ``unit_forget_bias`` is ``ones`` with every row but
+the forget gate's zeroed. The other values do not change.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from initserve.core.distributions import Theory
-from initserve.core.dtypes import DTYPES, LARGEST, STORAGE, round_to
+from initserve.core.dtypes import DTYPES, INTEGER_DTYPES, LARGEST, STORAGE, round_to
 from initserve.core.errors import SpecError
 from initserve.core.layout import LAYOUTS, Layout, canonical_axes
 from initserve.core.methods import Geometry, lookup
@@ -32,6 +38,7 @@ MAX_NDIM = 8
 MAX_SEED = 2**64 - 1
 MAX_NAME_LENGTH = 1024
 CHUNK_ELEMENTS = 1 << 20
+MAX_ZERO_ROW_RANGES = 1024
 
 
 @dataclass(frozen=True)
@@ -45,12 +52,16 @@ class TensorSpec:
     layout: Layout = "torch"
     seed: int = 0
     name: str = ""
+    zero_rows: tuple[tuple[int, int], ...] = ()
 
     def canonical(self) -> dict[str, Any]:
-        """JSON-ready form with sorted keys; unset optional parameters are omitted."""
+        """JSON-ready form; unset optional parameters and empty ``zero_rows`` are omitted."""
         params = {k: v for k, v in sorted(self.params.items()) if v is not None}
-        return {"method": self.method, "params": params, "shape": list(self.shape), "dtype": self.dtype,
-                "layout": self.layout, "seed": self.seed, "name": self.name}
+        canonical = {"method": self.method, "params": params, "shape": list(self.shape), "dtype": self.dtype,
+                     "layout": self.layout, "seed": self.seed, "name": self.name}
+        if self.zero_rows:
+            canonical["zero_rows"] = [list(rows) for rows in self.zero_rows]
+        return canonical
 
 
 @dataclass
@@ -82,7 +93,15 @@ class Tensor:
 
     @property
     def theory(self) -> Theory:
-        return self.plan.theory()
+        """The method's theory, with the zeroed rows' share of zeros mixed in."""
+        theory = self.plan.theory()
+        zeroed = sum(stop - start for start, stop in self.spec.zero_rows)
+        if not zeroed:
+            return theory
+        kept = 1.0 - zeroed / self.spec.shape[0]
+        mean = kept * theory.mean
+        second_moment = kept * (theory.variance + theory.mean * theory.mean)
+        return Theory(mean, second_moment - mean * mean, min(theory.low, 0.0), max(theory.high, 0.0), theory.exact)
 
     @property
     def dense_matrix(self) -> tuple[int, int] | None:
@@ -120,7 +139,12 @@ class Tensor:
         canonical_box: list[tuple[int, int]] = [(0, 0)] * len(box)
         for position, axis in enumerate(self._axes):
             canonical_box[axis] = box[position]
-        return np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self._axes), order="C")
+        values = np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self._axes), order="C")
+        for start, stop in self.spec.zero_rows:
+            low, high = max(start, box[0][0]), min(stop, box[0][1])
+            if low < high:
+                values[low - box[0][0] : high - box[0][0]] = 0
+        return values
 
     def iter_flat(self, start: int = 0, stop: int | None = None,
                   chunk: int = CHUNK_ELEMENTS) -> Iterator[np.ndarray]:
@@ -177,8 +201,41 @@ def _check_range(plan: Plan, params: Mapping[str, Any], dtype: str) -> None:
                     f"values would reach ±{largest:.4g}, beyond the largest {dtype} ({limit:.4g})")
 
 
+def _check_zero_rows(zero_rows: Any, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``[[start, stop], …]`` within the first axis, sorted and merged."""
+    if zero_rows is None:
+        return ()
+    if not isinstance(zero_rows, list | tuple) or len(zero_rows) > MAX_ZERO_ROW_RANGES:
+        raise SpecError("zero_rows", zero_rows, f"must be a list of at most {MAX_ZERO_ROW_RANGES} [start, stop] pairs")
+    rows = shape[0] if shape else 0
+    ranges: list[tuple[int, int]] = []
+    for pair in zero_rows:
+        valid = isinstance(pair, list | tuple) and len(pair) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in pair)
+        if not valid or not 0 <= pair[0] < pair[1] <= rows:
+            raise SpecError("zero_rows", list(zero_rows),
+                            f"{pair!r} is not a [start, stop] pair with 0 <= start < stop <= {rows} "
+                            "(the length of the first axis)")
+        ranges.append((pair[0], pair[1]))
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
+        else:
+            merged.append((start, stop))
+    return tuple(merged)
+
+
+def _check_integer(plan: Plan, method: str, dtype: str) -> None:
+    """An integer dtype takes only exact, integer-valued methods (the conversion must be exact)."""
+    theory = plan.theory()
+    if dtype in INTEGER_DTYPES and not (theory.exact and theory.low.is_integer() and theory.high.is_integer()):
+        raise SpecError("dtype", dtype, f"method {method!r} with these parameters does not produce integers; "
+                        "integer dtypes take zeros, ones, or constant/eye/dirac with integer values")
+
+
 def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "torch", seed: int = 0,
-            name: str = "", **params: Any) -> Tensor:
+            name: str = "", zero_rows: Any = None, **params: Any) -> Tensor:
     """Validate a request and return its :class:`Tensor` (nothing is generated yet)."""
     entry = lookup(method)
     dims = _check_shape(shape)
@@ -190,9 +247,11 @@ def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "t
         raise SpecError("seed", seed, "must be an integer in 0 … 2^64−1")
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise SpecError("name", name, f"must be a string of at most {MAX_NAME_LENGTH} characters")
+    rows = _check_zero_rows(zero_rows, dims)
     resolved = resolve_params(entry.name, entry.params, params)
     geometry = Geometry(dims, layout)
     plan = entry.build(resolved, geometry)
+    _check_integer(plan, entry.name, dtype)
     _check_range(plan, resolved, dtype)
-    spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name)
+    spec = TensorSpec(entry.name, resolved, dims, dtype, layout, seed, name, rows)
     return Tensor(spec, plan)

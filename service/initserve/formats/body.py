@@ -1,8 +1,11 @@
 """Encoded bodies: a byte stream whose total length is known before any value is generated.
 
 An encoder describes its output as a list of *parts*: literal ``bytes`` (headers,
-padding, in-memory JSON) and :class:`TensorPart` (the little-endian data buffer of
-a lazy tensor). :func:`assemble` turns the parts into an :class:`EncodedBody`
+padding, in-memory JSON) and :class:`Segment` objects, whose length is known up
+front and whose bytes are produced on demand: :class:`TensorPart` (the
+little-endian data buffer of a lazy tensor) and :class:`DeferredBytes` (a short
+field, such as a checksum, computed when a range reaches it). :func:`assemble`
+turns the parts into an :class:`EncodedBody`
 whose ``length`` is the exact byte count, whose ``chunks`` are produced lazily in
 pieces of at most :data:`MAX_CHUNK_BYTES`, and whose ``byte_range`` yields any
 byte range ``[start, stop)`` while generating only the elements that overlap it
@@ -14,8 +17,11 @@ whatever the size of the tensor.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -89,24 +95,50 @@ class TensorPart:
             raise ValueError(f"source {self.source.name!r} yielded {seen} elements, expected {last - first}")
 
 
-Part = bytes | TensorPart
+@dataclass(frozen=True)
+class DeferredBytes:
+    """``nbytes`` bytes whose content ``compute()`` returns only once a range reaches them."""
+
+    nbytes: int
+    compute: Callable[[], bytes] = field(repr=False)
+
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]:
+        """Yield bytes ``[lo, hi)`` of the computed content."""
+        data = self.compute()
+        if len(data) != self.nbytes:
+            raise ValueError(f"deferred part computed {len(data)} bytes, expected {self.nbytes}")
+        yield from _slices(data, lo, hi)
+
+
+class Segment(Protocol):
+    """A part of known length whose bytes ``[lo, hi)`` are produced on demand."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]: ...
+
+
+Part = bytes | Segment
 
 
 def _part_length(part: Part) -> int:
     return len(part) if isinstance(part, bytes) else part.nbytes
 
 
-def _iter_range(parts: Sequence[Part], start: int, stop: int) -> Iterator[bytes]:
+def _slices(data: bytes, lo: int, hi: int) -> Iterator[bytes]:
+    for begin in range(lo, hi, MAX_CHUNK_BYTES):
+        yield data[begin : min(begin + MAX_CHUNK_BYTES, hi)]
+
+
+def iter_parts(parts: Sequence[Part], start: int, stop: int) -> Iterator[bytes]:
+    """Yield bytes ``[start, stop)`` of the concatenation of ``parts``, touching only the parts that overlap them."""
     offset = 0
     for part in parts:
         end = offset + _part_length(part)
         lo, hi = max(start, offset) - offset, min(stop, end) - offset
         if lo < hi:
-            if isinstance(part, bytes):
-                for begin in range(lo, hi, MAX_CHUNK_BYTES):
-                    yield part[begin : min(begin + MAX_CHUNK_BYTES, hi)]
-            else:
-                yield from part.iter_bytes(lo, hi)
+            yield from _slices(part, lo, hi) if isinstance(part, bytes) else part.iter_bytes(lo, hi)
         offset = end
         if offset >= stop:
             return
@@ -115,17 +147,20 @@ def _iter_range(parts: Sequence[Part], start: int, stop: int) -> Iterator[bytes]
 def assemble(parts: Sequence[Part], media_type: str, headers: dict[str, str] | None = None) -> EncodedBody:
     """Build the :class:`EncodedBody` that concatenates ``parts`` in order."""
     frozen = tuple(parts)
-    length = sum(_part_length(part) for part in frozen)
+    ends = tuple(itertools.accumulate(map(_part_length, frozen)))
+    length = ends[-1] if ends else 0
 
     def byte_range(start: int, stop: int) -> Iterator[bytes]:
         if not 0 <= start <= stop <= length:
             raise ValueError(f"byte range [{start}, {stop}) outside body of length {length}")
-        return _iter_range(frozen, start, stop)
+        first = bisect.bisect_right(ends, start)  # the first part that ends after ``start``
+        offset = ends[first - 1] if first else 0
+        return iter_parts(frozen[first:], start - offset, stop - offset)
 
     return EncodedBody(
         media_type=media_type,
         length=length,
         headers=dict(headers or {}),
-        chunks=_iter_range(frozen, 0, length),
+        chunks=iter_parts(frozen, 0, length),
         byte_range=byte_range,
     )

@@ -23,7 +23,7 @@ import orjson
 
 from initserve.formats.body import EncodedBody, Part, TensorPart, assemble
 from initserve.formats.errors import FormatError
-from initserve.formats.source import TensorSource
+from initserve.formats.source import TensorSource, check_names
 
 MEDIA_TYPE = "application/octet-stream"
 ALIGNMENT = 8
@@ -35,19 +35,14 @@ SAFETENSORS_DTYPES: dict[str, str] = {
     "float64": "F64",
     "float16": "F16",
     "bfloat16": "BF16",
+    "int64": "I64",
 }
 
 
 def _check_names(sources: Sequence[TensorSource]) -> None:
-    seen: set[str] = set()
-    for source in sources:
-        if not source.name:
-            raise FormatError("name", source.name, "format 'safetensors' needs a non-empty tensor name")
-        if source.name == METADATA_KEY:
-            raise FormatError("name", source.name, f"{METADATA_KEY!r} is reserved by the safetensors format")
-        if source.name in seen:
-            raise FormatError("name", source.name, f"duplicate tensor name {source.name!r}; names must be unique")
-        seen.add(source.name)
+    check_names(sources, "safetensors")
+    if any(source.name == METADATA_KEY for source in sources):
+        raise FormatError("name", METADATA_KEY, f"{METADATA_KEY!r} is reserved by the safetensors format")
 
 
 def safetensors_header(sources: Sequence[TensorSource], metadata: Mapping[str, str]) -> bytes:

@@ -4,26 +4,28 @@
 dtype, string metadata and an ``iter_flat`` method can be encoded. Values are
 exchanged in their little-endian *storage* dtype; bfloat16 travels as the raw
 16-bit patterns in ``<u2`` (the high half of the float32 bit pattern), because
-numpy has no bfloat16.
+numpy has no bfloat16. ``int64`` carries integer counters such as torch
+BatchNorm's ``num_batches_tracked``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol
 
 import numpy as np
 
 from initserve.formats.errors import FormatError
 
-DType = Literal["float32", "float64", "float16", "bfloat16"]
+DType = Literal["float32", "float64", "float16", "bfloat16", "int64"]
 
 STORAGE_DTYPES: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),
     "float64": np.dtype("<f8"),
     "float16": np.dtype("<f2"),
     "bfloat16": np.dtype("<u2"),
+    "int64": np.dtype("<i8"),
 }
 
 
@@ -64,3 +66,14 @@ def storage_dtype(dtype: str) -> np.dtype:
 def element_count(shape: tuple[int, ...]) -> int:
     """Number of elements of a tensor of ``shape`` (1 for a 0-D tensor)."""
     return math.prod(shape)
+
+
+def check_names(sources: Sequence[TensorSource], fmt: str) -> None:
+    """Raise :class:`FormatError` (field ``name``) unless every tensor name in ``sources`` is non-empty and unique."""
+    seen: set[str] = set()
+    for source in sources:
+        if not source.name:
+            raise FormatError("name", source.name, f"format {fmt!r} needs a non-empty tensor name")
+        if source.name in seen:
+            raise FormatError("name", source.name, f"duplicate tensor name {source.name!r}; names must be unique")
+        seen.add(source.name)

@@ -1,0 +1,118 @@
+"""Wire models of ``POST /v1/model``, generated from the core's layer catalogue.
+
+``layers`` is a discriminated union on ``type``: one model per entry of
+:data:`initserve.core.model.LAYER_TYPES` (its declared fields, plus the
+common ``name``, ``init``, ``nonlinearity``, ``negative_slope`` and
+``residual_projection``) and the raw ``tensor`` entry. Initializations are
+:data:`~initserve.api.schemas.InitSpec` (method and parameters, no shape). As
+for tensors, these models check types; the core checks meaning (sizes,
+divisibility, names) and raises errors with the same field paths.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+
+from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, camel, param_field
+from initserve.core import NONLINEARITIES
+from initserve.core.model import LAYER_TYPES, FrameworkName, LayerType, PresetName
+
+FloatDType = Literal["float32", "float64", "float16", "bfloat16"]
+Nonlinearity = Literal[NONLINEARITIES]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LayerBase(Strict):
+    """Fields every layer has."""
+
+    name: str | None = Field(
+        default=None,
+        description="layer name (default: the index in torch, as nn.Sequential; 'dense', 'dense_1' … in keras; "
+        "'Dense_0' … in flax)",
+        min_length=1,
+    )
+    init: dict[str, InitSpec] | None = Field(
+        default=None,
+        description="initialization per parameter: its own name (weight_hh_l0, out_proj.weight, kernel) or its "
+        "role (weight, bias); beats the scheme",
+    )
+    nonlinearity: Nonlinearity | None = Field(
+        default=None, description="the activation after this layer: supplies the gain of scheme and init specs"
+    )
+    negative_slope: FiniteFloat | None = Field(default=None, description="leaky_relu slope of that activation")
+    residual_projection: bool = Field(
+        default=False, description="scheme gpt2: a projection into the residual stream, std 0.02/√(2·n_layer)"
+    )
+
+
+def layer_model(kind: LayerType) -> type[LayerBase]:
+    """The wire model of one layer type."""
+    names: Any = Literal[(kind.name, *kind.aliases)]
+    fields: dict[str, Any] = {
+        "type": (names, Field(description=f"torch {kind.doc}")),
+        **{param.name: param_field(param) for param in kind.fields},
+    }
+    return create_model(camel(kind.name) + "Layer", __base__=LayerBase, __doc__=kind.doc, **fields)
+
+
+class TensorLayer(Strict):
+    """Any other tensor: its full name, shape and initialization."""
+
+    type: Literal["tensor"]
+    name: str = Field(min_length=1, description="the full tensor name")
+    shape: list[int] = Field(description="dimensions in the framework's layout")
+    init: InitSpec
+    nonlinearity: Nonlinearity | None = None
+    negative_slope: FiniteFloat | None = None
+
+
+LAYER_MODELS: tuple[type[BaseModel], ...] = (*(layer_model(kind) for kind in LAYER_TYPES), TensorLayer)
+Layer = Annotated[Union[LAYER_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class SchemeRules(Strict):
+    """An explicit scheme: the initialization of every weight and/or bias (others keep the framework's)."""
+
+    weight: InitSpec | None = None
+    bias: InitSpec | None = None
+
+
+def _scheme_tag(value: Any) -> str:
+    return "preset" if isinstance(value, str) else "rules"
+
+
+Scheme = Annotated[
+    Union[Annotated[PresetName, Tag("preset")], Annotated[SchemeRules, Tag("rules")]],  # noqa: UP007
+    Discriminator(_scheme_tag),
+]
+"""A preset name or explicit rules (tagged, so errors read ``scheme`` or ``scheme.weight.std``)."""
+
+
+class ModelRequest(Strict):
+    """A model: layers in order, the framework whose names and defaults to follow, and a scheme."""
+
+    layers: list[Layer] = Field(min_length=1, description="the layers, in order")
+    framework: FrameworkName = Field(default="torch", description="tensor names, kernel layouts and default inits")
+    scheme: Scheme = Field(
+        default="framework",
+        description="framework (what the framework's constructors do), xavier, he, lecun, orthogonal, "
+        'small_normal, gpt2, or {"weight": init, "bias": init}',
+    )
+    seed: int = Field(default=0, description="0 … 2^64−1; each tensor's stream is keyed by (seed, full name)",
+                      json_schema_extra=SEED_SCHEMA)
+    dtype: FloatDType = Field(default="float32", description="dtype of every tensor (torch's num_batches_tracked "
+                              "stays int64)")
+    n_layer: int | None = Field(default=None, ge=1, description="scheme gpt2: number of transformer blocks "
+                                "(default: half the layers marked residual_projection)")
+
+    def core_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`initserve.core.model.resolve_model`."""
+        data = self.model_dump(exclude_unset=True)
+        if isinstance(data.get("scheme"), dict):
+            data["scheme"] = {role: spec for role, spec in data["scheme"].items() if spec is not None}
+        return data
