@@ -136,11 +136,15 @@ def _xavier_std(p: Mapping[str, Any], g: Geometry) -> float:
     return _xavier_gain(p) * math.sqrt(2.0 / float(fans.fan_in + fans.fan_out))
 
 
+def _kaiming_gain(params: Mapping[str, Any]) -> float:
+    gain = params["gain"]
+    return float(gain) if gain is not None else calculate_gain(params["nonlinearity"], params["negative_slope"])
+
+
 def _kaiming_std(p: Mapping[str, Any], g: Geometry) -> float:
     fans = g.fans()
     fan = fans.fan_in if p["mode"] == "fan_in" else fans.fan_out
-    gain = p["gain"] if p["gain"] is not None else calculate_gain(p["nonlinearity"], p["negative_slope"])
-    return gain / math.sqrt(fan)
+    return _kaiming_gain(p) / math.sqrt(fan)
 
 
 def _symmetric_uniform(std: float) -> Sampled:
@@ -332,6 +336,15 @@ METHODS: tuple[Method, ...] = (
 )
 
 _BY_NAME = {name: m for m in METHODS for name in (m.name, *m.aliases)}
+
+
+def effective_gain(method: str, params: Mapping[str, Any]) -> float | None:
+    """The gain a resolved method applies (``None`` for methods without one)."""
+    if method.startswith("xavier_"):
+        return _xavier_gain(params)
+    if method.startswith("kaiming_"):
+        return _kaiming_gain(params)
+    return float(params["gain"]) if "gain" in params else None
 
 
 def lookup(method: str) -> Method:

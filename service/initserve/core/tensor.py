@@ -177,7 +177,19 @@ def flat_boxes(shape: tuple[int, ...], start: int, stop: int) -> list[Box]:
     return boxes
 
 
-def _check_shape(shape: Any) -> tuple[int, ...]:
+def check_seed(seed: Any) -> None:
+    """Seeds are integers in 0 … 2^64−1."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SpecError("seed", seed, "must be an integer in 0 … 2^64−1")
+
+
+def check_dtype(dtype: Any) -> None:
+    """A dtype of :data:`DTYPES`."""
+    if dtype not in DTYPES:
+        raise SpecError("dtype", dtype, f"must be one of: {', '.join(DTYPES)}")
+
+
+def check_shape(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, list | tuple) or len(shape) > MAX_NDIM:
         raise SpecError("shape", shape, f"must be a list of at most {MAX_NDIM} non-negative integers")
     for n in shape:
@@ -238,13 +250,11 @@ def resolve(method: str, shape: Any, *, dtype: str = "float32", layout: str = "t
             name: str = "", zero_rows: Any = None, **params: Any) -> Tensor:
     """Validate a request and return its :class:`Tensor` (nothing is generated yet)."""
     entry = lookup(method)
-    dims = _check_shape(shape)
-    if dtype not in DTYPES:
-        raise SpecError("dtype", dtype, f"must be one of: {', '.join(DTYPES)}")
+    dims = check_shape(shape)
+    check_dtype(dtype)
     if layout not in LAYOUTS:
         raise SpecError("layout", layout, f"must be one of: {', '.join(LAYOUTS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise SpecError("seed", seed, "must be an integer in 0 … 2^64−1")
+    check_seed(seed)
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise SpecError("name", name, f"must be a string of at most {MAX_NAME_LENGTH} characters")
     rows = _check_zero_rows(zero_rows, dims)

@@ -28,17 +28,20 @@ import numpy as np
 
 from initserve.core.dtypes import INTEGER_DTYPES
 from initserve.core.errors import SpecError
-from initserve.core.gains import NONLINEARITIES, calculate_gain
+from initserve.core.gains import NONLINEARITIES
 from initserve.core.layout import compute_fans
+from initserve.core.methods import effective_gain
 from initserve.core.model.frameworks import FRAMEWORKS, Framework
 from initserve.core.model.layers import layer_config, layer_type
 from initserve.core.model.parameter import Init, Parameter, Role
 from initserve.core.model.schemes import PRESETS, explicit_init, gpt2_residual_std, preset_init, with_nonlinearity
-from initserve.core.tensor import Tensor, resolve
+from initserve.core.params import Param
+from initserve.core.tensor import Tensor, check_dtype, check_seed, check_shape, resolve
 
 MAX_LAYERS = 100_000
 ROLES = ("weight", "bias")
 _COMMON = frozenset({"type", "name", "init", "nonlinearity", "negative_slope", "residual_projection"})
+_SLOPE = Param("negative_slope", "float", None, "leaky_relu slope of the activation", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,7 @@ class ModelTensor:
             fan_in, fan_out = fans.fan_in, fans.fan_out
         except SpecError:
             pass  # fewer than 2 dimensions: no fans
-        params = dict(spec.params)
-        gain = params.get("gain")
-        if gain is None and params.get("nonlinearity") is not None:
-            gain = calculate_gain(params["nonlinearity"], params.get("negative_slope"))
+        gain = effective_gain(spec.method, spec.params)
         return {"spec": spec.canonical(), "fan_in": fan_in, "fan_out": fan_out, "gain": gain, "source": self.source}
 
 
@@ -159,11 +159,14 @@ def _tensor_entry(entry: Mapping[str, Any], where: str) -> tuple[list[Parameter]
     for field in ("name", "shape", "init"):
         if field not in entry:
             raise SpecError(f"{where}.{field}", None, "is required for a 'tensor' entry")
+    if not isinstance(entry["name"], str) or not entry["name"]:
+        raise SpecError(f"{where}.name", entry["name"], "must be a non-empty string (the full tensor name)")
     init = _init(entry["init"], f"{where}.init")
-    shape = entry["shape"]
-    if not isinstance(shape, list | tuple):
-        raise SpecError(f"{where}.shape", shape, "must be a list of non-negative integers")
-    return [Parameter("", tuple(shape), "weight", init, schemed=False)], {}
+    try:
+        shape = check_shape(entry["shape"])
+    except SpecError as error:
+        raise _prefixed(error, where) from None
+    return [Parameter("", shape, "weight", init, schemed=False)], {}
 
 
 def _layer(index: int, entry: Any, framework: Framework) -> _Layer:
@@ -173,25 +176,30 @@ def _layer(index: int, entry: Any, framework: Framework) -> _Layer:
     name = entry.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise SpecError(f"{where}.name", name, "must be a non-empty string")
-    nonlinearity, slope = entry.get("nonlinearity"), entry.get("negative_slope")
+    nonlinearity = entry.get("nonlinearity")
     if nonlinearity is not None and nonlinearity not in NONLINEARITIES:
         raise SpecError(f"{where}.nonlinearity", nonlinearity,
                         f"unknown nonlinearity; known: {', '.join(NONLINEARITIES)}")
+    try:
+        slope = _SLOPE.check(entry.get("negative_slope"))
+    except SpecError as error:
+        raise _prefixed(error, where) from None
     if entry.get("type") == "tensor":
         parameters, inits = _tensor_entry(entry, where)
         return _Layer(index, "tensor", name, parameters, inits, nonlinearity, slope, False)
-    kind = layer_type(entry.get("type")).name if "type" in entry else None
-    if kind is None:
+    if "type" not in entry:
         raise SpecError(f"{where}.type", None, "is required")
     try:
+        kind = layer_type(entry["type"]).name
         config = layer_config(layer_type(kind), {k: v for k, v in entry.items() if k not in _COMMON})
         parameters = framework.parameters[kind](config)
     except SpecError as error:
         raise _prefixed(error, where) from None
-    init = entry.get("init") or {}
+    init = entry.get("init", {})
     if not isinstance(init, Mapping):
         raise SpecError(f"{where}.init", init, 'must map parameter names (or "weight", "bias") to specs')
-    accepted = [p.path for p in parameters] + [role for role in ROLES if any(p.role == role for p in parameters)]
+    paths = [p.path for p in parameters]
+    accepted = paths + [role for role in ROLES if role not in paths and any(p.role == role for p in parameters)]
     for key in init:
         if key not in accepted:
             raise SpecError(f"{where}.init.{key}", init[key], f"no such parameter in this layer; accepted: "
@@ -228,6 +236,8 @@ def resolve_model(layers: Any, *, framework: str = "torch", scheme: Any = "frame
     if framework not in FRAMEWORKS:
         raise SpecError("framework", framework, f"must be one of: {', '.join(FRAMEWORKS)}")
     conventions = FRAMEWORKS[framework]
+    check_seed(seed)
+    check_dtype(dtype)
     if dtype in INTEGER_DTYPES:
         raise SpecError("dtype", dtype, "a model's dtype must be a floating-point dtype")
     if not isinstance(layers, list | tuple) or not layers or len(layers) > MAX_LAYERS:
@@ -246,9 +256,11 @@ def resolve_model(layers: Any, *, framework: str = "torch", scheme: Any = "frame
     owners: dict[str, int] = {}
     tensors = []
     for layer in parsed:
-        base = conventions.base_name(layer.kind)
-        layer_name = layer.name or conventions.default_layer_name(layer.kind, layer.index, seen.get(base, 0))
-        seen[base] = seen.get(base, 0) + 1
+        layer_name = layer.name
+        if layer_name is None:  # Keras and Flax count only the layers they name themselves
+            base = conventions.base_name(layer.kind)
+            layer_name = conventions.default_layer_name(layer.kind, layer.index, seen.get(base, 0))
+            seen[base] = seen.get(base, 0) + 1
         for parameter in layer.parameters:
             full = layer_name if layer.kind == "tensor" else conventions.tensor_name(layer_name, parameter)
             if full in owners:

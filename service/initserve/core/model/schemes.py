@@ -79,7 +79,7 @@ def with_nonlinearity(init: Init, nonlinearity: str | None, negative_slope: floa
             extra["negative_slope"] = negative_slope
     elif "gain" in accepted:
         extra["gain"] = calculate_gain(nonlinearity, negative_slope)
-    return Init(init.method, {**init.params, **extra}, init.zero_rows) if extra else init
+    return Init(init.method, {**extra, **init.params}, init.zero_rows) if extra else init
 
 
 def explicit_init(rules: Mapping[str, Init], parameter: Parameter) -> Init | None:
