@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from initserve.api import Settings, create_app
+from initserve.core import Tensor
 
 from .cases import SMALL, TestClient
 
@@ -20,3 +22,14 @@ def settings() -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def no_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to compute values fails the request loudly (limits must be checked first)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("values were generated before the size check")
+
+    monkeypatch.setattr(Tensor, "iter_flat", refuse)
+    monkeypatch.setattr(Tensor, "region", refuse)

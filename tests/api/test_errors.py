@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from initserve.api import Settings, TooLarge, create_app
 from initserve.api.errors import PROBLEM_MEDIA_TYPE, PROBLEMS
-from initserve.core import SpecError, Tensor
+from initserve.core import SpecError
 from initserve.formats import FormatError
 
 from .cases import TestClient, assert_problem
@@ -118,17 +118,6 @@ def test_validation_problem_lists_every_error(client):
     response = client.post("/v1/tensor", json={"method": "normal", "shape": [2], "std": "x", "mean": "y"})
     fields = {error["field"] for error in response.json()["errors"]}
     assert fields == {"std", "mean"}
-
-
-@pytest.fixture
-def no_generation(monkeypatch):
-    """Any attempt to compute values fails the request loudly."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("values were generated before the size check")
-
-    monkeypatch.setattr(Tensor, "iter_flat", refuse)
-    monkeypatch.setattr(Tensor, "region", refuse)
 
 
 @pytest.mark.parametrize(

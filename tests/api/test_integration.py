@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load as load_safetensors
 
+from initserve.api import Settings, create_app
 from initserve.core import ALGORITHM_VERSION, resolve
+
+from .cases import TestClient
 
 
 def free_port() -> int:
@@ -106,3 +109,27 @@ def test_environment_limits_apply(server):
         )
         bad = client.post("/v1/tensor", json={"method": "normal", "shape": [2], "stddev": 1})
         assert bad.status_code == 422 and bad.json()["field"] == "stddev"
+
+
+def test_model_over_http_equals_in_process(server):
+    model = {
+        "layers": [
+            {"type": "conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": [3]},
+            {"type": "batch_norm2d", "num_features": 16},
+            {"type": "linear", "in_features": 64, "out_features": 10, "nonlinearity": "relu"},
+        ],
+        "scheme": "he",
+        "seed": 7,
+    }
+    with TestClient(create_app(Settings())) as local:
+        want = local.post("/v1/model", json=model)
+    assert want.status_code == 200
+    with httpx.Client(base_url=server) as client:
+        for _ in range(2):  # possibly different workers: same bytes
+            response = client.post("/v1/model", json=model)
+            assert response.status_code == 200, response.text
+            assert int(response.headers["content-length"]) == len(response.content)
+            assert response.content == want.content
+            assert response.headers["etag"] == want.headers["etag"]
+    tensors = load_safetensors(response.content)
+    assert tensors["0.weight"].shape == (16, 3, 3, 3) and tensors["1.num_batches_tracked"].dtype == np.int64

@@ -93,6 +93,8 @@ def jsonable(value: Any) -> Any:
         return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "…"
     if isinstance(value, list | tuple) and len(value) <= 64:
         return [jsonable(item) for item in value]
+    if isinstance(value, dict) and len(value) <= 64:
+        return {str(key): jsonable(item) for key, item in value.items()}
     text = repr(value)
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "…"
 

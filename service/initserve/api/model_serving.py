@@ -87,9 +87,13 @@ DIGESTS = DigestCache()
 def check_model_limits(model: Model, fmt: ModelAnswer, settings: Settings) -> None:
     """Raise :class:`TooLarge` when the model exceeds a limit of ``settings`` (before any work)."""
     for tensor in model.tensors:
-        check_limits(tensor.tensor, "safetensors", settings)
+        try:
+            check_limits(tensor.tensor, "safetensors", settings)
+        except TooLarge as error:
+            raise TooLarge(f"layers.{tensor.layer_index}", error.value, f"tensor {tensor.name!r}: {error.message}") \
+                from None
     if model.numel > settings.max_model_elements:
-        raise TooLarge("layers", len(model.tensors), f"the model has {model.numel} elements, over the limit of "
+        raise TooLarge("layers", model.numel, f"the model has {model.numel} elements, over the limit of "
                        f"{settings.max_model_elements} (INITSERVE_MAX_MODEL_ELEMENTS)")
     if fmt == "json" and model.numel > settings.max_json_elements:
         raise TooLarge("format", fmt, f"a {model.numel}-element model exceeds the format=json limit of "

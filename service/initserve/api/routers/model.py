@@ -9,6 +9,7 @@ and answered by :func:`~initserve.api.model_serving.model_response`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,14 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.responses import Response
 
 from initserve.api.checkpoint import Upload
 from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest
 from initserve.api.model_serving import ModelAnswer, model_response
-from initserve.api.query import reject_unknown, split_shape
+from initserve.api.query import query_dict, reject_unknown, split_shape
 from initserve.api.schemas import problem_responses
 from initserve.api.settings import SettingsDep
 
@@ -69,28 +71,55 @@ def _validation_error(exc: ValidationError, prefix: tuple[str, ...]) -> RequestV
     return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)])
 
 
-async def _read(request: Request, settings: SettingsDep) -> tuple[ModelRequest, UploadFile | None, Any]:
-    """The model request, the checkpoint upload (if any), and the form to close afterwards."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
-        raise TooLarge("body", int(length), f"request body over {settings.max_upload_bytes} bytes "
-                       "(INITSERVE_MAX_UPLOAD_BYTES)")
-    if request.headers.get("content-type", "").startswith(FORM_TYPES):
-        form = await request.form(max_files=1, max_fields=1)
-        text = form.get("model")
-        if not isinstance(text, str):
-            raise RequestValidationError([{"type": "missing", "loc": ("body", "model"), "input": None,
-                                           "msg": "multipart requests need a 'model' part holding the JSON request"}])
-        checkpoint = form.get("checkpoint")
-        if checkpoint is not None and not isinstance(checkpoint, UploadFile):
-            raise RequestValidationError([{"type": "value_error", "loc": ("body", "checkpoint"), "input": checkpoint,
-                                           "msg": "must be a file part (safetensors)"}])
-        try:
-            return ModelRequest.model_validate_json(text), checkpoint, form
-        except ValidationError as exc:
-            raise _validation_error(exc, ("body", "model")) from None
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body, refused with a 413 as soon as it exceeds ``limit`` bytes (chunked bodies too)."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise TooLarge("body", received, f"request body over {limit} bytes (INITSERVE_MAX_UPLOAD_BYTES)")
+        yield chunk
+
+
+async def _form(request: Request, limit: int) -> FormData:
+    """The multipart (or urlencoded) form, parsed from the size-limited body."""
+    stream = _limited(request, limit)
     try:
-        return ModelRequest.model_validate_json(await request.body()), None, None
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await MultiPartParser(request.headers, stream, max_files=1, max_fields=2).parse()
+        return await FormParser(request.headers, stream, max_fields=2).parse()
+    except MultiPartException as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
+                                       "msg": f"invalid multipart body: {exc.message}"}]) from None
+
+
+async def _read(request: Request, settings: SettingsDep) -> tuple[ModelRequest, UploadFile | None, FormData | None]:
+    """The model request, the checkpoint upload (if any), and the form to close afterwards."""
+    limit = settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLarge("body", int(length), f"request body over {limit} bytes (INITSERVE_MAX_UPLOAD_BYTES)")
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        form = await _form(request, limit)
+        text = form.get("model")
+        checkpoint = form.get("checkpoint")
+        try:
+            if not isinstance(text, str):
+                raise RequestValidationError([{"type": "missing", "loc": ("body", "model"), "input": None,
+                                               "msg": "multipart requests need a 'model' part holding the JSON request"}])
+            if checkpoint is not None and not isinstance(checkpoint, UploadFile):
+                raise RequestValidationError([{"type": "value_error", "loc": ("body", "checkpoint"),
+                                               "input": checkpoint, "msg": "must be a file part (safetensors)"}])
+            try:
+                return ModelRequest.model_validate_json(text), checkpoint, form
+            except ValidationError as exc:
+                raise _validation_error(exc, ("body", "model")) from None
+        except Exception:
+            await form.close()
+            raise
+    body = b"".join([chunk async for chunk in _limited(request, limit)])
+    try:
+        return ModelRequest.model_validate_json(body), None, None
     except ValidationError as exc:
         raise _validation_error(exc, ("body",)) from None
 
@@ -101,6 +130,7 @@ async def post_model(request: Request, settings: SettingsDep, fmt: FormatQuery =
                      tensors: TensorsQuery = None, strict: bool = True) -> Response:
     """Every tensor of the model, named and initialized as its framework (or scheme) does."""
     reject_unknown(request.query_params, allowed=("format", "tensors", "strict"))
+    query_dict(request.query_params)  # each parameter once
     model, checkpoint, form = await _read(request, settings)
     upload = None
     if checkpoint is not None:

@@ -55,6 +55,7 @@ class ModelTensor:
     tensor: Tensor
     shape: tuple[int, ...]
     layer: str
+    layer_index: int
     role: Role
     source: str  # "layer init", "scheme", "framework default"
 
@@ -275,6 +276,6 @@ def resolve_model(layers: Any, *, framework: str = "torch", scheme: Any = "frame
                                  **init.params)
             except SpecError as error:
                 raise _prefixed(error, field) from None
-            tensors.append(ModelTensor(tensor, tuple(parameter.shape), layer_name, parameter.role, source))
+            tensors.append(ModelTensor(tensor, parameter.shape, layer_name, layer.index, parameter.role, source))
     return Model(framework, tuple(tensors))
 
