@@ -150,3 +150,31 @@ def test_query_parses_bools_ints_and_floats(client):
     spec = {"method": "kaiming_normal", "shape": [8, 4, 3], "truncated": True, "negative_slope": 0.2, "seed": 9}
     response = client.get("/v1/tensor", params=query)
     np.testing.assert_array_equal(load_npy(response.content), expected(spec))
+
+
+def test_zero_rows_get_and_post_agree(client):
+    spec = {"method": "normal", "shape": [5, 3], "name": "emb", "zero_rows": [[1, 2], [3, 5]]}
+    posted = client.post("/v1/tensor", json=spec)
+    fetched = client.get("/v1/tensor", params={"method": "normal", "shape": "5,3", "name": "emb",
+                                               "zero_rows": "1:2,3:5"})
+    assert posted.status_code == fetched.status_code == 200
+    assert posted.content == fetched.content
+    values = load_npy(posted.content)
+    assert not values[[1, 3, 4]].any() and values[[0, 2]].all()
+    assert json.loads(posted.headers["x-initserve-spec"])["zero_rows"] == [[1, 2], [3, 5]]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "json", "raw", "safetensors"])
+def test_int64_tensors_in_every_format(client, fmt):
+    response = client.post(f"/v1/tensor?format={fmt}", json={"method": "zeros", "shape": [], "dtype": "int64",
+                                                              "name": "num_batches_tracked"})
+    assert response.status_code == 200
+    if fmt == "npy":
+        array = load_npy(response.content)
+        assert array.dtype == np.dtype("<i8") and array.shape == () and array == 0
+    elif fmt == "json":
+        assert response.json()["data"] == [0] and response.json()["dtype"] == "int64"
+    elif fmt == "raw":
+        assert response.content == bytes(8) and response.headers["x-initserve-dtype"] == "int64"
+    else:
+        assert load_safetensors(response.content)["num_batches_tracked"].dtype == np.int64

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from initserve.core import flat_boxes, resolve
+from initserve.core import SpecError, flat_boxes, resolve
 from initserve.core.dtypes import float32_to_bfloat16_bits
 
 from .conftest import SPEC_CASES
@@ -95,3 +95,50 @@ def test_metadata_carries_spec_and_algorithm_version() -> None:
     assert tensor.metadata["initserve.algorithm_version"] == "1"
     assert '"method":"xavier_uniform"' in tensor.metadata["initserve.spec"]
     assert tensor.spec.canonical()["params"] == {"gain": 2.0}
+
+
+@pytest.mark.parametrize("layout", ["torch", "keras"])
+@pytest.mark.parametrize("method, params", [("normal", {}), ("orthogonal", {}), ("eye", {"gain": 2.0})])
+def test_zero_rows_zero_exactly_those_rows_and_keep_the_rest(method: str, params: dict[str, Any], layout: str) -> None:
+    plain = resolve(method, [6, 4], layout=layout, name="w", **params).region()
+    zeroed = resolve(method, [6, 4], layout=layout, name="w", zero_rows=[[4, 6], [1, 2], [4, 5]], **params)
+    values = zeroed.region()
+    rows = [1, 4, 5]
+    assert not values[rows].any()
+    kept = [r for r in range(6) if r not in rows]
+    np.testing.assert_array_equal(values[kept], plain[kept])
+    assert zeroed.spec.zero_rows == ((1, 2), (4, 6))  # sorted and merged
+    for box in [((0, 3), (1, 4)), ((4, 6), (0, 4)), ((1, 5), (2, 3))]:
+        np.testing.assert_array_equal(zeroed.region(box), values[tuple(slice(*b) for b in box)])
+
+
+def test_zero_rows_enter_the_canonical_spec_only_when_given() -> None:
+    assert "zero_rows" not in resolve("normal", [3, 2]).spec.canonical()
+    assert resolve("normal", [3, 2], zero_rows=[[0, 1]]).spec.canonical()["zero_rows"] == [[0, 1]]
+
+
+def test_zero_rows_theory_mixes_in_the_zeros() -> None:
+    tensor = resolve("normal", [4, 1000], mean=1.0, std=2.0, zero_rows=[[0, 1]])
+    theory = tensor.theory
+    assert theory.mean == pytest.approx(0.75)
+    assert theory.variance == pytest.approx(0.75 * (4 + 1) - 0.75**2)
+    values = tensor.region().astype(np.float64)
+    assert values.mean() == pytest.approx(theory.mean, abs=0.1)
+    assert values.var() == pytest.approx(theory.variance, rel=0.1)
+
+
+@pytest.mark.parametrize("zero_rows", [[[2, 2]], [[0, 7]], [[-1, 1]], [[0]], "0:1", [[0.0, 1]]])
+def test_bad_zero_rows_are_spec_errors(zero_rows: Any) -> None:
+    with pytest.raises(SpecError) as error:
+        resolve("normal", [6, 2], zero_rows=zero_rows)
+    assert error.value.field == "zero_rows"
+
+
+def test_int64_takes_only_exact_integer_methods() -> None:
+    assert resolve("ones", [2, 2], dtype="int64").region().dtype == np.dtype("<i8")
+    assert resolve("constant", [3], dtype="int64", value=-7).region().tolist() == [-7, -7, -7]
+    assert resolve("eye", [2, 3], dtype="int64", gain=2).region().tolist() == [[2, 0, 0], [0, 2, 0]]
+    for method, params in [("normal", {}), ("constant", {"value": 0.5}), ("eye", {"gain": 1.5})]:
+        with pytest.raises(SpecError) as error:
+            resolve(method, [2, 2], dtype="int64", **params)
+        assert error.value.field == "dtype"
