@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from initserve.api import Settings, TooLarge, create_app
 from initserve.api.errors import PROBLEM_MEDIA_TYPE, PROBLEMS
 from initserve.core import SpecError
+from initserve.core.errors import WorkLimit
 from initserve.formats import FormatError
 
 from .cases import TestClient, assert_problem
@@ -176,6 +177,7 @@ def test_the_table():
         SpecError: 422,
         FormatError: 422,
         TooLarge: 413,
+        WorkLimit: 413,
         RequestValidationError: 422,
     }
     assert PROBLEMS[Exception].status == 500

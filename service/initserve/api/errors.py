@@ -9,6 +9,7 @@ exception                           status  meaning
                                             as npy, …). 422, not 406: the client chose
                                             the format with ``?format=``, not ``Accept``
 ``TooLarge`` (this module)          413     over a size limit; raised before any work
+``core.WorkLimit``                  413     over a computation budget (propagation)
 ``RequestValidationError``          422     wrong types, unknown fields, NaN/±inf…
 Starlette ``HTTPException``         as is   404 unknown path, 405 wrong verb
 anything else                       500     a bug: never turned into a 4xx
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from initserve.core import METHODS, SpecError
+from initserve.core.errors import WorkLimit
 from initserve.core.model import LAYER_TYPES
 from initserve.errors import FieldError
 from initserve.formats import FormatError
@@ -121,9 +123,12 @@ def _strip_tags(loc: list[Any]) -> list[Any]:
 
 
 def _pydantic_error(error: dict[str, Any]) -> Described:
-    """One pydantic error with the union tags and the location prefix removed from its path."""
+    """One pydantic error with the union tags and the location prefix removed from its path (and the
+    tensor-spec/model-spec tag of ``/v1/stats``)."""
     loc = list(error.get("loc", ()))
     if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    if loc and loc[0] in ("tensor-spec", "model-spec"):
         loc = loc[1:]
     tag = loc[0] if loc and isinstance(loc[0], str) and loc[0] in _METHOD_NAMES else None
     loc = _strip_tags(loc)
@@ -166,6 +171,7 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     SpecError: ProblemType(422, "invalid-spec", "Invalid tensor specification", _domain),
     FormatError: ProblemType(422, "unsupported-format", "Format cannot carry this tensor", _domain),
     TooLarge: ProblemType(413, "too-large", "Request too large", _domain),
+    WorkLimit: ProblemType(413, "too-large", "Request too large", _domain),
     RequestValidationError: ProblemType(422, "invalid-request", "Invalid request", _validation),
     HTTPException: ProblemType(400, "http", "HTTP error", _http),
     Exception: ProblemType(500, "internal", "Internal server error", _unexpected),

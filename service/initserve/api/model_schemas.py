@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, camel, param_field
+from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, TensorRequest, camel, param_field
 from initserve.core import NONLINEARITIES
 from initserve.core.model import LAYER_TYPES, FrameworkName, LayerType, PresetName
 
@@ -82,6 +82,14 @@ class SchemeRules(Strict):
     bias: InitSpec | None = None
 
 
+def core_arguments(request: BaseModel) -> dict[str, Any]:
+    """What the caller set (the core fills defaults), with unset roles of an explicit scheme dropped."""
+    data = request.model_dump(exclude_unset=True)
+    if isinstance(data.get("scheme"), dict):
+        data["scheme"] = {role: spec for role, spec in data["scheme"].items() if spec is not None}
+    return data
+
+
 def _scheme_tag(value: Any) -> str:
     return "preset" if isinstance(value, str) else "rules"
 
@@ -112,7 +120,38 @@ class ModelRequest(Strict):
 
     def core_arguments(self) -> dict[str, Any]:
         """Keyword arguments of :func:`initserve.core.model.resolve_model`."""
-        data = self.model_dump(exclude_unset=True)
-        if isinstance(data.get("scheme"), dict):
-            data["scheme"] = {role: spec for role, spec in data["scheme"].items() if spec is not None}
-        return data
+        return core_arguments(self)
+
+
+def _stats_tag(value: Any) -> str:
+    return "model-spec" if isinstance(value, dict) and "layers" in value else "tensor-spec"
+
+
+StatsRequest = Annotated[
+    Union[Annotated[TensorRequest, Tag("tensor-spec")], Annotated[ModelRequest, Tag("model-spec")]],  # noqa: UP007
+    Discriminator(_stats_tag),
+]
+"""``POST /v1/stats``: a tensor spec (as /v1/tensor) or a model (as /v1/model, recognised by ``layers``)."""
+
+PROPAGATION_LAYER_MODELS = tuple(model for model in LAYER_MODELS if model.__name__ in ("LinearLayer", "Conv2dLayer"))
+PropagationLayer = Annotated[Union[PROPAGATION_LAYER_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class PropagationRequest(Strict):
+    """A stack of linear/conv2d layers (their ``nonlinearity`` is the activation applied), a scheme and a batch."""
+
+    layers: list[PropagationLayer] = Field(min_length=1, description="linear (dense) and conv2d layers, in order")
+    framework: FrameworkName = Field(default="torch", description="as /v1/model: decides the default initializers")
+    scheme: Scheme = Field(default="framework", description="as /v1/model")
+    seed: int = Field(default=0, description="keys the weights, the input batch and the output gradient",
+                      json_schema_extra=SEED_SCHEMA)
+    n_layer: int | None = Field(default=None, ge=1, description="scheme gpt2 only, as /v1/model")
+    batch_size: int = Field(default=256, ge=2, description="examples pushed through")
+    input: InitSpec | None = Field(default=None, description="law of the input batch (default N(0, 1))")
+    input_shape: list[int] | None = Field(
+        default=None, description="one example's shape: [features] (default: the first layer's in_features) or "
+        "[channels, height, width] (required for a first conv2d)")
+
+    def core_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`initserve.core.stats.propagation.propagate`."""
+        return core_arguments(self)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=4 << 30, ge=0, description="largest request body, checkpoint uploads included (else 413)"
     )
+    max_propagation_work: int = Field(
+        default=1 << 28, ge=0, description="largest batch × outputs × fan_in of one layer of /v1/stats/propagation "
+        "(else 413)"
+    )
     host: str = Field(default="127.0.0.1", description="address `initserve serve` binds to")
     port: int = Field(default=8000, ge=0, le=65535, description="port `initserve serve` listens on")
     workers: int = Field(default=1, ge=1, description="worker processes of `initserve serve`")

@@ -119,7 +119,8 @@ class Tensor:
         return Geometry(self.spec.shape, self.spec.layout).canonical
 
     @cached_property
-    def _axes(self) -> tuple[int, ...]:
+    def axes(self) -> tuple[int, ...]:
+        """The layout permutation: this tensor is ``canonical.transpose(axes)``."""
         return canonical_axes(len(self.spec.shape), self.spec.layout)
 
     @cached_property
@@ -137,13 +138,29 @@ class Tensor:
         if box is None:
             box = tuple((0, n) for n in self.spec.shape)
         canonical_box: list[tuple[int, int]] = [(0, 0)] * len(box)
-        for position, axis in enumerate(self._axes):
+        for position, axis in enumerate(self.axes):
             canonical_box[axis] = box[position]
-        values = np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self._axes), order="C")
+        values = np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self.axes), order="C")
         for start, stop in self.spec.zero_rows:
             low, high = max(start, box[0][0]), min(stop, box[0][1])
             if low < high:
                 values[low - box[0][0] : high - box[0][0]] = 0
+        return values
+
+    def take(self, flat: np.ndarray) -> np.ndarray:
+        """Values at row-major flat indices ``flat`` (in the tensor's own layout), in storage dtype.
+
+        Pointwise methods compute only those elements; whole-matrix methods slice the built tensor.
+        """
+        flat = np.asarray(flat, dtype=np.int64)
+        if isinstance(self.plan, Dense) or not self.spec.shape:
+            return np.asarray(self.region().ravel()[flat])
+        index = np.unravel_index(flat, self.spec.shape)
+        canonical = [index[self.axes.index(axis)] for axis in range(len(self.spec.shape))]
+        starts = np.ravel_multi_index(canonical, self._canonical_shape).astype(np.int64)
+        values = round_to(self.plan.values(self.key, starts, 1), self.spec.dtype)
+        for start, stop in self.spec.zero_rows:
+            values[(index[0] >= start) & (index[0] < stop)] = 0
         return values
 
     def iter_flat(self, start: int = 0, stop: int | None = None,

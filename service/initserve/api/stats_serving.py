@@ -1,0 +1,63 @@
+"""Serving statistics: ``POST /v1/stats`` and ``POST /v1/stats/propagation``.
+
+Both resolve exactly what ``/v1/tensor`` or ``/v1/model`` would serve, check the
+same limits before any work, and answer JSON. Infinite support bounds (a normal
+law) are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from initserve.api.model_schemas import ModelRequest, PropagationRequest
+from initserve.api.model_serving import check_model_limits
+from initserve.api.schemas import SpecBase, spec_arguments
+from initserve.api.serving import ALGORITHM_HEADER, check_limits
+from initserve.api.settings import Settings
+from initserve.core import ALGORITHM_VERSION, resolve
+from initserve.core.model import resolve_model
+from initserve.core.stats import ALPHA, tensor_statistics
+from initserve.core.stats.propagation import propagate
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats (unbounded supports) become ``None``, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json(document: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(_finite(document)), media_type="application/json",
+                    headers={ALGORITHM_HEADER: ALGORITHM_VERSION})
+
+
+def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, settings: Settings) -> Response:
+    """Statistics of one tensor, or of every tensor of a model (one row each)."""
+    if isinstance(request, ModelRequest):
+        model = resolve_model(**request.core_arguments())
+        check_model_limits(model, "safetensors", settings)
+        tensors = [t.tensor for t in model.tensors]
+    else:
+        tensor = resolve(**spec_arguments(request))
+        check_limits(tensor, "npy", settings)
+        tensors = [tensor]
+    rows = [tensor_statistics(tensor, bins=bins, max_sample=sample) for tensor in tensors]
+    return _json({"algorithm_version": ALGORITHM_VERSION, "alpha": ALPHA, "tensors": rows})
+
+
+def propagation_response(request: PropagationRequest, settings: Settings) -> Response:
+    """The signal-propagation report of the layers, within the settings' work budget."""
+    arguments = request.core_arguments()
+    model = resolve_model(**{k: v for k, v in arguments.items() if k not in ("batch_size", "input", "input_shape")})
+    check_model_limits(model, "safetensors", settings)
+    report = propagate(**arguments, budget=settings.max_propagation_work)
+    return _json({"algorithm_version": ALGORITHM_VERSION, **report})
