@@ -64,3 +64,27 @@ def test_readme_cifar_stds_match_the_service(client: TestClient) -> None:
         weights = load(client.post("/v1/model", json={"scheme": scheme, "layers": CIFAR}).content)
         computed = tuple(f"{weights[name].std():.4f}" for name in ("0.weight", "2.weight", "4.weight"))
         assert computed == quoted.groups(), scheme
+
+
+def test_readme_stats_example_matches_the_service(client: TestClient) -> None:
+    text = README.read_text(encoding="utf-8")
+    spec = {"method": "xavier_uniform", "shape": [256, 128], "seed": 1, "name": "fc1.weight"}
+    row = client.post("/v1/stats?bins=8", json=spec).json()["tensors"][0]
+    counts = re.search(r'"counts": (\[[0-9, ]+\])', text)
+    assert counts is not None and row["histogram"]["counts"] == [int(n) for n in counts.group(1)[1:-1].split(",")]
+    for figure in ("z_mean", "variance_ratio"):
+        quoted = re.search(rf'"{figure}": ([0-9.\-]+)', text)
+        assert quoted is not None and round(row[figure], 4) == pytest.approx(float(quoted.group(1)), abs=6e-4)
+    assert row["consistent"] is True and f'"p_value": {row["fit"]["p_value"]:.3f}' in text
+
+
+def test_readme_propagation_example_matches_the_service(client: TestClient) -> None:
+    layers = [{"type": "linear", "in_features": 500, "out_features": 500, "nonlinearity": "tanh"}] * 10
+    report = client.post("/v1/stats/propagation", json={"scheme": "small_normal", "batch_size": 1000,
+                                                         "layers": layers}).json()
+    stds = [f"{layer['activation']['std']:.3g}" for layer in report["layers"]]
+    text = README.read_text(encoding="utf-8")
+    assert f"{', '.join(stds[:4])}, … {stds[-1]}" in text
+    xavier = client.post("/v1/stats/propagation", json={"scheme": "xavier", "batch_size": 1000,
+                                                         "layers": layers}).json()
+    assert all(0.65 <= layer["activation"]["std"] <= 0.76 for layer in xavier["layers"])
