@@ -115,6 +115,9 @@ def normal_cdf(x: float) -> float:
         return float(mpmath.ncdf(mpmath.mpf(x)))
 
 
+_FAR = mpmath.mpf(10) ** 6
+
+
 def truncated_normal_moments(mean: float, std: float, low: float, high: float) -> tuple[float, float]:
     """Mean and variance of N(mean, std²) truncated to the finite interval [low, high].
 
@@ -122,12 +125,18 @@ def truncated_normal_moments(mean: float, std: float, low: float, high: float) -
     E = μ + σ (φ(α) − φ(β)) / Z and
     Var = σ² [1 + (α φ(α) − β φ(β)) / Z − ((φ(α) − φ(β)) / Z)²]
     (Johnson, Kotz & Balakrishnan, Continuous Univariate Distributions, 1994).
+    An interval in the upper tail is mirrored into the lower one (Z without cancellation),
+    and α, β are clipped to ±10⁶, beyond which φ and the tails are 0 at this precision.
     """
     with mpmath.workdps(_DPS):
         mu, sigma = mpmath.mpf(mean), mpmath.mpf(std)
         a, b = (mpmath.mpf(low) - mu) / sigma, (mpmath.mpf(high) - mu) / sigma
+        sign = -1 if a + b > 0 else 1
+        if sign < 0:
+            a, b = -b, -a
+        a, b = (max(min(x, _FAR), -_FAR) for x in (a, b))
         pa, pb = mpmath.npdf(a), mpmath.npdf(b)
         z = mpmath.ncdf(b) - mpmath.ncdf(a)
         ratio = (pa - pb) / z
         var = sigma * sigma * (1 + (a * pa - b * pb) / z - ratio * ratio)
-        return float(mu + sigma * ratio), float(var)
+        return float(mu + sign * sigma * ratio), float(var)

@@ -73,7 +73,7 @@ def _expected(tensor: Tensor, canonical: tuple[int, ...]) -> np.ndarray | None:
         out_channels, in_channels, *kernel = canonical
         per_group = out_channels // params["groups"]
         centre = tuple(k // 2 for k in kernel)
-        for group in range(params["groups"]):
+        for group in range(params["groups"] if all(kernel) else 0):
             for d in range(min(per_group, in_channels)):
                 expected[(group * per_group + d, d, *centre)] = 1.0
         return expected

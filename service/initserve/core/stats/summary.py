@@ -17,6 +17,8 @@ alone. Every figure, in one sentence each:
   (exact zeros of sparse tensors and zeroed rows left out) against the law's CDF: statistic and p-value;
 - ``histogram``: ``bins`` equal bins over [min, max], observed counts and the counts the law expects;
 - ``checks``: the method's exact properties (:mod:`initserve.core.stats.checks`);
+- a random law whose variance is outside :data:`VARIANCE_RANGE` (10⁻²⁹⁰ … 10²⁹⁰) is refused: its
+  moments would under- or overflow float64;
 - ``consistent``: true when |z_mean| ≤ z, the interval holds 1, the fit's p-value ≥ α and every
   check passes, with α = :data:`ALPHA` per test (z = Φ⁻¹(1 − α/2) = 3.29); exact tensors are judged
   by their checks alone.
@@ -31,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 from initserve.core.dtypes import round_to
+from initserve.core.errors import SpecError
 from initserve.core.stats.checks import Check, method_checks
 from initserve.core.stats.reference import Reference, reference_for
 from initserve.core.tensor import Tensor
@@ -40,6 +43,7 @@ Z_CRITICAL = float(stats.norm.isf(ALPHA / 2))
 MAX_SAMPLE = 1 << 20
 MAX_FIT_SAMPLE = 1 << 16
 DEFAULT_BINS = 20
+VARIANCE_RANGE = (1e-290, 1e290)
 
 
 def sample_indices(n: int, size: int) -> np.ndarray:
@@ -73,6 +77,8 @@ def _fit(values: np.ndarray, reference: Reference) -> dict[str, Any] | None:
 def _histogram(values: np.ndarray, reference: Reference, bins: int) -> dict[str, Any]:
     if not values.size:
         return {"edges": [], "counts": [], "expected": None}
+    if values.min() == values.max():  # one value: one degenerate bin
+        return {"edges": [float(values[0])] * 2, "counts": [int(values.size)], "expected": None}
     counts, edges = np.histogram(values, bins=bins)
     expected = None
     if reference.cdf is not None:
@@ -103,6 +109,17 @@ def _moments(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def _check_scale(tensor: Tensor, reference: Reference) -> None:
+    """A random law's variance must be a normal float64 well inside the range (squares and sums stay finite)."""
+    variance = reference.theory.variance
+    if reference.cdf is None or VARIANCE_RANGE[0] <= variance <= VARIANCE_RANGE[1]:
+        return
+    numeric = {k: v for k, v in tensor.spec.params.items() if isinstance(v, float) and v != 0.0}
+    field = max(numeric, key=lambda k: abs(math.log(abs(numeric[k])))) if numeric else "shape"
+    raise SpecError(field, numeric.get(field, list(tensor.shape)), f"statistics need a variance within "
+                    f"{VARIANCE_RANGE[0]:g} … {VARIANCE_RANGE[1]:g} in float64; this law's is {variance:g}")
+
+
 def _constant_check(values: np.ndarray, value: float, dtype: str) -> Check:
     """A law without spread (a normal with std 0): every value is ``value`` rounded to the dtype."""
     stored = stored_scalar(value, dtype)
@@ -126,6 +143,7 @@ def tensor_statistics(tensor: Tensor, *, bins: int = DEFAULT_BINS, max_sample: i
                       reference: Reference | None = None) -> dict[str, Any]:
     """Every figure of the module docstring for ``tensor`` (``reference``: a test hook, default its own law)."""
     reference = reference or reference_for(tensor)
+    _check_scale(tensor, reference)
     values = stored_values(tensor, max_sample)
     empirical = _moments(values)
     theory = reference.theory
@@ -138,7 +156,7 @@ def tensor_statistics(tensor: Tensor, *, bins: int = DEFAULT_BINS, max_sample: i
     checks = method_checks(tensor)
     size = values.size
     random = theory.variance > 0 and not theory.exact and size > 1
-    if not random and not checks and size:
+    if theory.variance == 0 and not checks and size:
         checks.append(_constant_check(values, theory.mean, tensor.dtype))
     verdicts = [check.passed for check in checks]
     if random:
