@@ -139,10 +139,14 @@ def _plans(entries: Sequence[Mapping[str, Any]], tensors: Sequence[ModelTensor])
 
 def _check(plans: Sequence[_Plan], input_shape: tuple[int, ...], batch: int, budget: int) -> None:
     """Shapes must chain; the work (batch × outputs × fan_in) must stay within ``budget``."""
+    if not input_shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in input_shape):
+        raise SpecError("input_shape", list(input_shape), "must be a list of positive integers")
     shape = input_shape
     for plan in plans:
         where, weight = f"layers.{plan.index}", plan.shape
         fan_in = math.prod(weight[1:])
+        if not all(weight):
+            raise SpecError(where, list(weight), "propagation needs layers with at least one input and output")
         if plan.kind == "linear":
             if math.prod(shape) != fan_in:
                 raise SpecError(f"{where}.in_features", fan_in, f"the previous output has {math.prod(shape)} "
@@ -189,9 +193,9 @@ def propagate(layers: Sequence[Mapping[str, Any]], *, input: Mapping[str, Any] |
                           n_layer=n_layer)
     plans = _plans(layers, model.tensors)
     first = plans[0]
-    if first.kind == "conv2d" and not input_shape:
+    if first.kind == "conv2d" and input_shape is None:
         raise SpecError("input_shape", None, "is required when the first layer is conv2d: [channels, height, width]")
-    shape = tuple(input_shape) if input_shape else (math.prod(first.shape[1:]),)
+    shape = tuple(input_shape) if input_shape is not None else (math.prod(first.shape[1:]),)
     _check(plans, shape, batch_size, budget)
     stack = [_layer(plan) for plan in plans]
     spec = dict(input or {"method": "normal"})
