@@ -108,13 +108,13 @@ def _domain(exc: FieldError, request: Request) -> Described:
 def _strip_tags(loc: list[Any]) -> list[Any]:
     """``loc`` without the union tags pydantic inserts (``layers.0.linear.init.weight.normal.std`` →
     ``layers.0.init.weight.std``): a layer type right after ``layers.N``, a method name first or right
-    after ``init``, ``init.KEY`` or ``scheme.ROLE``, the preset/rules tag after ``scheme``."""
+    after ``init``, ``input``, ``init.KEY`` or ``scheme.ROLE``, the preset/rules tag after ``scheme``."""
     kept: list[Any] = []
     for item in loc:
         before = kept[-2:]
         layer_tag = item in _LAYER_NAMES and len(before) == 2 and before[0] == "layers" and isinstance(before[1], int)
         method_tag = item in _METHOD_NAMES and (
-            not kept or before[-1:] == ["init"] or (len(before) == 2 and before[0] in ("init", "scheme"))
+            not kept or before[-1:] in (["init"], ["input"]) or (len(before) == 2 and before[0] in ("init", "scheme"))
         )
         scheme_tag = item in ("preset", "rules") and before[-1:] == ["scheme"]
         if not (layer_tag or method_tag or scheme_tag):

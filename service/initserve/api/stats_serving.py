@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest, PropagationRequest
 from initserve.api.model_serving import check_model_limits
 from initserve.api.schemas import SpecBase, spec_arguments
 from initserve.api.serving import ALGORITHM_HEADER, check_limits
 from initserve.api.settings import Settings
-from initserve.core import ALGORITHM_VERSION, resolve
-from initserve.core.model import resolve_model
+from initserve.core import ALGORITHM_VERSION, Tensor, resolve
+from initserve.core.model import Model, resolve_model
 from initserve.core.stats import ALPHA, tensor_statistics
 from initserve.core.stats.propagation import propagate
 
@@ -56,8 +57,12 @@ def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, set
 
 def propagation_response(request: PropagationRequest, settings: Settings) -> Response:
     """The signal-propagation report of the layers, within the settings' work budget."""
-    arguments = request.core_arguments()
-    model = resolve_model(**{k: v for k, v in arguments.items() if k not in ("batch_size", "input", "input_shape")})
-    check_model_limits(model, "safetensors", settings)
-    report = propagate(**arguments, budget=settings.max_propagation_work)
+    def check(model: Model, batch: Tensor) -> None:
+        check_model_limits(model, "safetensors", settings)
+        try:
+            check_limits(batch, "npy", settings)
+        except TooLarge as error:
+            raise TooLarge("input", error.value, f"the input batch: {error.message}") from None
+
+    report = propagate(**request.core_arguments(), budget=settings.max_propagation_work, check=check)
     return _json({"algorithm_version": ALGORITHM_VERSION, **report})

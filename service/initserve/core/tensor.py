@@ -93,14 +93,26 @@ class Tensor:
 
     @property
     def theory(self) -> Theory:
-        """The method's theory, with the zeroed rows' share of zeros mixed in."""
+        """The method's theory, with the zeroed rows' zeros mixed in.
+
+        Random laws give every row the same law, so the zeroed share scales the moments; exact
+        tensors (eye, dirac …) subtract what the zeroed rows held.
+        """
         theory = self.plan.theory()
         zeroed = sum(stop - start for start, stop in self.spec.zero_rows)
         if not zeroed:
             return theory
-        kept = 1.0 - zeroed / self.spec.shape[0]
-        mean = kept * theory.mean
-        second_moment = kept * (theory.variance + theory.mean * theory.mean)
+        second_moment = theory.variance + theory.mean * theory.mean
+        if theory.exact:
+            removed = np.concatenate([self.region(((start, stop), *((0, n) for n in self.spec.shape[1:])),
+                                                  zero_rows=False).ravel().astype(np.float64)
+                                      for start, stop in self.spec.zero_rows])
+            total = self.numel
+            mean = theory.mean - float(removed.sum()) / total
+            second_moment -= float((removed * removed).sum()) / total
+        else:
+            kept = 1.0 - zeroed / self.spec.shape[0]
+            mean, second_moment = kept * theory.mean, kept * second_moment
         return Theory(mean, second_moment - mean * mean, min(theory.low, 0.0), max(theory.high, 0.0), theory.exact)
 
     @property
@@ -133,15 +145,18 @@ class Tensor:
             return round_to(self._dense[tuple(slice(start, stop) for start, stop in box)], self.spec.dtype)
         return self.plan.region(self.key, self._canonical_shape, box, self.spec.dtype)
 
-    def region(self, box: Box | None = None) -> np.ndarray:
-        """Values of ``box`` (per-dim ``(start, stop)``, default: everything) in storage dtype."""
+    def region(self, box: Box | None = None, *, zero_rows: bool = True) -> np.ndarray:
+        """Values of ``box`` (per-dim ``(start, stop)``, default: everything) in storage dtype.
+
+        ``zero_rows=False``: the method's values before the rows are zeroed (for the statistics' checks).
+        """
         if box is None:
             box = tuple((0, n) for n in self.spec.shape)
         canonical_box: list[tuple[int, int]] = [(0, 0)] * len(box)
         for position, axis in enumerate(self.axes):
             canonical_box[axis] = box[position]
         values = np.asarray(self._canonical_region(tuple(canonical_box)).transpose(self.axes), order="C")
-        for start, stop in self.spec.zero_rows:
+        for start, stop in self.spec.zero_rows if zero_rows else ():
             low, high = max(start, box[0][0]), min(stop, box[0][1])
             if low < high:
                 values[low - box[0][0] : high - box[0][0]] = 0

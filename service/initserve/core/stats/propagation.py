@@ -26,7 +26,7 @@ the bit-for-bit contract.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from initserve.core.errors import SpecError, WorkLimit
 from initserve.core.layout import canonical_shape
-from initserve.core.model import ModelTensor, resolve_model
+from initserve.core.model import Model, ModelTensor, resolve_model
 from initserve.core.stats.activations import Activation, activation
 from initserve.core.stats.checks import canonical_values
-from initserve.core.tensor import resolve
+from initserve.core.tensor import Tensor, resolve
 
 PROPAGATION_TYPES = ("linear", "conv2d")
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(64)
@@ -179,8 +179,11 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 def propagate(layers: Sequence[Mapping[str, Any]], *, input: Mapping[str, Any] | None = None,
               input_shape: Sequence[int] | None = None, batch_size: int = 256, framework: str = "torch",
               scheme: Any = "framework", seed: int = 0, n_layer: int | None = None,
-              budget: int = 1 << 28) -> dict[str, Any]:
-    """The forward/backward report of the module docstring."""
+              budget: int = 1 << 28, check: Callable[[Model, Tensor], None] | None = None) -> dict[str, Any]:
+    """The forward/backward report of the module docstring.
+
+    ``check(model, input)`` is called before anything is generated (the caller's size limits).
+    """
     if not isinstance(layers, list | tuple) or not layers:
         raise SpecError("layers", layers, "must be a non-empty list of linear or conv2d layers")
     for index, entry in enumerate(layers):
@@ -197,12 +200,14 @@ def propagate(layers: Sequence[Mapping[str, Any]], *, input: Mapping[str, Any] |
         raise SpecError("input_shape", None, "is required when the first layer is conv2d: [channels, height, width]")
     shape = tuple(input_shape) if input_shape is not None else (math.prod(first.shape[1:]),)
     _check(plans, shape, batch_size, budget)
-    stack = [_layer(plan) for plan in plans]
     spec = dict(input or {"method": "normal"})
     try:
         source = resolve(shape=[batch_size, *shape], dtype="float64", seed=seed, name="input", **spec)
     except SpecError as error:
         raise SpecError(f"input.{error.field}", error.value, error.message) from None
+    if check is not None:
+        check(model, source)
+    stack = [_layer(plan) for plan in plans]
     x = source.region().astype(np.float64)
     input_theory = source.theory
     records, pre, post, inputs = [], [], [], []

@@ -112,7 +112,7 @@ def _moments(values: np.ndarray) -> dict[str, float | None]:
 def _check_scale(tensor: Tensor, reference: Reference) -> None:
     """A random law's variance must be a normal float64 well inside the range (squares and sums stay finite)."""
     variance = reference.theory.variance
-    if reference.cdf is None or VARIANCE_RANGE[0] <= variance <= VARIANCE_RANGE[1]:
+    if reference.cdf is None or reference.zero_mass >= 1.0 or VARIANCE_RANGE[0] <= variance <= VARIANCE_RANGE[1]:
         return
     numeric = {k: v for k, v in tensor.spec.params.items() if isinstance(v, float) and v != 0.0}
     field = max(numeric, key=lambda k: abs(math.log(abs(numeric[k])))) if numeric else "shape"
