@@ -209,49 +209,58 @@ def propagate(layers: Sequence[Mapping[str, Any]], *, input: Mapping[str, Any] |
         check(model, source)
     stack = [_layer(plan) for plan in plans]
     x = source.region().astype(np.float64)
-    input_theory = source.theory
-    records, pre, post, inputs = [], [], [], []
+    pre, post, grads = _forward_backward(stack, x, seed)
+    theory = _mean_field(stack, source.theory.variance + source.theory.mean * source.theory.mean)
+    records = [_record(layer, pre[i], post[i], grads[i], theory[i]) for i, layer in enumerate(stack)]
+    return {"batch_size": batch_size, "input": {**_summary(x), "shape": [batch_size, *shape]}, "layers": records}
+
+
+def _forward_backward(stack: Sequence[_Layer], x: np.ndarray,
+                      seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Pre-activations and activations forward; ∂L/∂h backward from the deterministic unit gradient."""
+    pre, post, inputs = [], [], []
     for layer in stack:
         inputs.append(x.shape)
-        h = layer.forward(x)
-        x = layer.act.f(h)
-        pre.append(h)
+        pre.append(layer.forward(x))
+        x = layer.act.f(pre[-1])
         post.append(x)
     gradient = resolve("normal", list(x.shape), dtype="float64", seed=seed, name="gradient").region()
     grads: list[np.ndarray] = [np.empty(0)] * len(stack)
     for position in reversed(range(len(stack))):
-        layer = stack[position]
-        grads[position] = gradient * layer.act.derivative(pre[position])
-        gradient = layer.backward(grads[position], inputs[position])
-    q = input_theory.variance + input_theory.mean * input_theory.mean
-    forward_theory = []
+        grads[position] = gradient * stack[position].act.derivative(pre[position])
+        gradient = stack[position].backward(grads[position], inputs[position])
+    return pre, post, grads
+
+
+def _mean_field(stack: Sequence[_Layer], q: float) -> list[dict[str, float]]:
+    """The mean-field preactivation, activation and gradient stds of every layer (``q``: input second moment)."""
+    forward: list[tuple[float, float]] = []
     for position, layer in enumerate(stack):
-        moment = q if position == 0 else gaussian_expectation(lambda v, f=stack[position - 1].act.f: f(v) ** 2, q)
-        q = layer.fan_in * layer.weight_moment * moment + layer.bias_moment
+        if position:
+            q = gaussian_expectation(lambda v, f=stack[position - 1].act.f: f(v) ** 2, q)
+        q = layer.fan_in * layer.weight_moment * q + layer.bias_moment
         mean = gaussian_expectation(layer.act.f, q)
-        forward_theory.append((q, gaussian_expectation(lambda v, f=layer.act.f: f(v) ** 2, q) - mean * mean))
-    backward_theory = [0.0] * len(stack)
+        forward.append((q, gaussian_expectation(lambda v, f=layer.act.f: f(v) ** 2, q) - mean * mean))
+    backward = [0.0] * len(stack)
     g = 1.0
     for position in reversed(range(len(stack))):
         if position < len(stack) - 1:
-            following = stack[position + 1]
-            g *= following.fan_out * following.weight_moment
-        g *= gaussian_expectation(lambda v, d=stack[position].act.derivative: d(v) ** 2, forward_theory[position][0])
-        backward_theory[position] = g
-    for position, layer in enumerate(stack):
-        h, a = pre[position], post[position]
-        saturated = layer.act.saturated(h, a) if layer.act.saturated else None
-        unit_axes = (0, *range(2, h.ndim))
-        records.append({
-            "index": layer.index, "name": layer.name, "type": layer.kind, "nonlinearity": layer.act.name,
-            "fan_in": layer.fan_in, "fan_out": layer.fan_out, "weight_std": float(layer.weight.std()),
-            "preactivation": _summary(h), "activation": _summary(a),
-            "saturated_fraction": None if saturated is None else float(saturated.mean()),
-            "dead_unit_fraction": None if saturated is None else float(saturated.all(axis=unit_axes).mean()),
-            "gradient_std": float(grads[position].std()),
-            "theory": {"preactivation_std": math.sqrt(forward_theory[position][0]),
-                       "activation_std": math.sqrt(max(forward_theory[position][1], 0.0)),
-                       "gradient_std": math.sqrt(backward_theory[position])},
-        })
-    return {"batch_size": batch_size, "input": {**_summary(source.region()), "shape": [batch_size, *shape]},
-            "layers": records}
+            g *= stack[position + 1].fan_out * stack[position + 1].weight_moment
+        g *= gaussian_expectation(lambda v, d=stack[position].act.derivative: d(v) ** 2, forward[position][0])
+        backward[position] = g
+    return [{"preactivation_std": math.sqrt(q), "activation_std": math.sqrt(max(var, 0.0)),
+             "gradient_std": math.sqrt(g)} for (q, var), g in zip(forward, backward, strict=True)]
+
+
+def _record(layer: _Layer, h: np.ndarray, a: np.ndarray, grad: np.ndarray, theory: dict[str, float]) -> dict[str, Any]:
+    """One layer's row of the report."""
+    saturated = layer.act.saturated(h, a) if layer.act.saturated else None
+    unit_axes = (0, *range(2, h.ndim))
+    return {
+        "index": layer.index, "name": layer.name, "type": layer.kind, "nonlinearity": layer.act.name,
+        "fan_in": layer.fan_in, "fan_out": layer.fan_out, "weight_std": float(layer.weight.std()),
+        "preactivation": _summary(h), "activation": _summary(a),
+        "saturated_fraction": None if saturated is None else float(saturated.mean()),
+        "dead_unit_fraction": None if saturated is None else float(saturated.all(axis=unit_axes).mean()),
+        "gradient_std": float(grad.std()), "theory": theory,
+    }
