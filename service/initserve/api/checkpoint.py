@@ -66,6 +66,14 @@ class CheckpointTensor:
     def metadata(self) -> dict[str, str]:
         return {}
 
+    @property
+    def layer(self) -> str:
+        return self.replaced.layer
+
+    @property
+    def role(self) -> str:
+        return self.replaced.role
+
     def _convert(self, raw: np.ndarray) -> np.ndarray:
         if self.stored.dtype == "BF16":
             raw = (raw.astype(np.uint32) << 16).view(np.float32)

@@ -118,14 +118,13 @@ def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[st
     offset = 0
     for source in sources:
         size = TensorPart(source).nbytes
-        generated = source if isinstance(source, ModelTensor) else None
         entries.append({
             "name": source.name,
             "shape": list(source.shape),
             "dtype": source.dtype,
-            "layer": (generated or source.replaced).layer,  # type: ignore[union-attr]
-            "role": (generated or source.replaced).role,  # type: ignore[union-attr]
-            "init": generated.describe() if generated else {"source": "checkpoint"},
+            "layer": source.layer,
+            "role": source.role,
+            "init": source.describe() if isinstance(source, ModelTensor) else {"source": "checkpoint"},
             "data_offsets": [offset, offset + size],
             "byte_range": [header + offset, header + offset + size],
             "sha256": DIGESTS.digest(source),
