@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from initserve.api.model_schemas import ModelRequest, PropagationRequest, StatsRequest
+from initserve.api.model_schemas import PropagationRequest, StatsRequest
 from initserve.api.query import query_dict, reject_unknown
 from initserve.api.schemas import problem_responses
 from initserve.api.settings import SettingsDep
@@ -42,6 +42,3 @@ async def post_propagation(request: PropagationRequest, http: Request, settings:
     """Per layer: activation mean/std, saturated or dead units, gradient std, and the mean-field theory."""
     reject_unknown(http.query_params, allowed=())
     return await run_in_threadpool(propagation_response, request, settings)
-
-
-__all__ = ["ModelRequest", "router"]
