@@ -12,16 +12,20 @@ venv: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when pyproject.toml is newer than the stamp.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-install only when a pyproject.toml is newer than the stamp. The Python client goes into the same venv
+# with the extras that install offline (progress bars, bfloat16); torch comes from .ci/run.
+$(STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e 'clients/python[progress,bfloat16]'
 	touch $(STAMP)
 
 serve: venv
 	$(BIN)/initserve serve
 
+# Two runs: each suite has its own rootdir and conftest (test module names may repeat across them).
 test: venv
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest clients/python/tests
 
 bench: venv
 	$(BIN)/python -m bench $(ARGS)

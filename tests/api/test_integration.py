@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,54 +12,16 @@ from safetensors.numpy import load as load_safetensors
 
 from initserve.api import Settings, create_app
 from initserve.core import ALGORITHM_VERSION, resolve
+from initserve.testing import live_server
 
 from .cases import TestClient
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def initserve_command() -> list[str]:
-    """The installed console script next to this interpreter, else the module."""
-    script = Path(sys.executable).with_name("initserve")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("initserve")
-    return [found] if found else [sys.executable, "-m", "initserve.cli"]
-
-
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "INITSERVE_MAX_ELEMENTS": "100000", "INITSERVE_MAX_JSON_ELEMENTS": "1000"}
-    command = [*initserve_command(), "serve", "--port", str(port), "--workers", str(request.param)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"server exited with {process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not answer /healthz within 30 s")
-            time.sleep(0.1)
+    env = {"INITSERVE_MAX_ELEMENTS": "100000", "INITSERVE_MAX_JSON_ELEMENTS": "1000"}
+    with live_server(workers=request.param, env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_healthz(server):
