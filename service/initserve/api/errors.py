@@ -199,9 +199,18 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     problem = problem_for(exc)
     described = problem.describe(exc, request)
     status = described.status or problem.status
+    slug, title = (problem.slug, problem.title) if described.status is None else (
+        f"http-{status}", HTTPStatus(status).phrase)
+    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    return problem_answer(status, slug, title, described, headers)
+
+
+def problem_answer(status: int, slug: str, title: str, described: Described,
+                   headers: dict[str, str] | None = None) -> ProblemResponse:
+    """The problem+json answer ``status`` of type ``slug`` about ``described``."""
     body: dict[str, Any] = {
-        "type": _TYPE_PREFIX + (problem.slug if described.status is None else f"http-{status}"),
-        "title": problem.title if described.status is None else HTTPStatus(status).phrase,
+        "type": _TYPE_PREFIX + slug,
+        "title": title,
         "status": status,
         "detail": _detail(described),
         "field": described.field,
@@ -209,7 +218,6 @@ async def problem_response(request: Request, exc: Exception) -> Response:
     }
     if described.errors:
         body["errors"] = described.errors
-    headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
     return ProblemResponse(body, status_code=status, headers=headers)
 
 

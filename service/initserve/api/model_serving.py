@@ -31,9 +31,11 @@ from typing import Any, Literal
 
 import orjson
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response
 
 from initserve.api.checkpoint import Applied, CheckpointTensor, Upload, apply_checkpoint
+from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest
 from initserve.api.serving import ALGORITHM_HEADER, CACHE_CONTROL, check_limits
@@ -143,7 +145,7 @@ def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[st
 
 
 def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str], settings: Settings,
-                   upload: Upload | None = None, strict: bool = True,
+                   http: Request, upload: Upload | None = None, strict: bool = True,
                    cleanup: BackgroundTask | None = None) -> Response:
     """Resolve, check and answer one model request (see the module docstring)."""
     model = resolve_model(**request.core_arguments())
@@ -162,5 +164,4 @@ def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str]
         return Response(body, media_type="application/json", headers=headers, background=cleanup)
     extra = metadata if fmt != "json" else {"algorithm_version": ALGORITHM_VERSION, "framework": request.framework}
     encoded = encode_many(sources, fmt, extra)
-    headers |= {**encoded.headers, "Content-Length": str(encoded.length)}
-    return StreamingResponse(encoded.chunks, media_type=encoded.media_type, headers=headers, background=cleanup)
+    return answer(encoded, headers, http.headers, http.method, binary=fmt != "json", background=cleanup)

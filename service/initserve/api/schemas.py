@@ -259,3 +259,13 @@ def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str,
         status: {"description": description, "content": {"application/problem+json": {"schema": schema}}}
         for status, description in descriptions.items()
     }
+
+
+CONDITIONAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    206: {"description": "the byte range asked for with Range (Content-Range tells which)",
+          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    304: {"description": "GET with If-None-Match naming the answer's ETag: not modified"},
+    412: {"description": "POST with If-None-Match naming the answer's ETag"},
+    **problem_responses({416: "Range starts beyond the end (Content-Range: bytes */length)"}),
+}
+"""OpenAPI entries of the conditional and range answers (:mod:`initserve.api.conditional`)."""

@@ -16,7 +16,8 @@ Response headers:
 - ``X-Initserve-Spec``: the canonical spec, compact JSON (ASCII);
 - ``X-Initserve-Shape`` / ``X-Initserve-Dtype``: with ``format=raw``;
 - ``ETag`` (strong: the bytes are a pure function of spec, format and algorithm
-  version) and ``Cache-Control: immutable``.
+  version) and ``Cache-Control: immutable``; ``If-None-Match``, ``Range`` and
+  ``If-Range`` are honoured (:mod:`initserve.api.conditional`).
 
 safetensors needs a non-empty tensor name: a tensor whose spec name is ``""``
 is stored under the key ``"weight"`` (the spec in the metadata keeps ``""``,
@@ -32,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from starlette.responses import StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response
 
+from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, Tensor, resolve
@@ -107,8 +110,8 @@ def spec_json(tensor: Tensor) -> str:
     return json.dumps(tensor.spec.canonical(), separators=(",", ":"))
 
 
-def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings) -> StreamingResponse:
-    """Resolve, check and encode one tensor; stream it with its length known up front."""
+def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, request: Request) -> Response:
+    """Resolve, check and encode one tensor; stream it (or the range, or 304) as the request's headers ask."""
     tensor = resolve(**arguments)
     check_limits(tensor, fmt, settings)
     extra = {"algorithm_version": ALGORITHM_VERSION} if fmt == "json" else None  # metadata/headers carry it otherwise
@@ -116,11 +119,9 @@ def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings) 
     canonical = spec_json(tensor)
     etag = hashlib.sha256(f"{ALGORITHM_VERSION}\n{fmt}\n{canonical}".encode()).hexdigest()[:32]
     headers = {
-        **body.headers,
-        "Content-Length": str(body.length),
         ALGORITHM_HEADER: ALGORITHM_VERSION,
         SPEC_HEADER: canonical,
         "ETag": f'"{etag}"',
         "Cache-Control": CACHE_CONTROL,
     }
-    return StreamingResponse(body.chunks, media_type=body.media_type, headers=headers)
+    return answer(body, headers, request.headers, request.method, binary=fmt != "json")

@@ -26,7 +26,7 @@ from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest
 from initserve.api.model_serving import ModelAnswer, model_response
 from initserve.api.query import query_dict, reject_unknown, split_shape
-from initserve.api.schemas import problem_responses
+from initserve.api.schemas import CONDITIONAL_RESPONSES, problem_responses
 from initserve.api.settings import SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["model"])
@@ -56,6 +56,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
                     "application/zip": {"schema": {"type": "string", "format": "binary"}},
                     "application/json": {"schema": {"type": "object"}}},
     },
+    **CONDITIONAL_RESPONSES,
     **problem_responses({413: "over INITSERVE_MAX_MODEL_ELEMENTS, a per-tensor limit, the JSON cap or the upload "
                          "limit", 422: "invalid model: unknown layer type, missing size, impossible shape, "
                          "checkpoint shape mismatch"}),
@@ -138,7 +139,7 @@ async def post_model(request: Request, settings: SettingsDep, fmt: FormatQuery =
     cleanup = BackgroundTask(form.close) if form is not None else None
     names = split_shape(tensors) if tensors else []
     try:
-        return await run_in_threadpool(model_response, model, fmt, names, settings, upload, strict, cleanup)
+        return await run_in_threadpool(model_response, model, fmt, names, settings, request, upload, strict, cleanup)
     except Exception:
         if form is not None:
             await form.close()

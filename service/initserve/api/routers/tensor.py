@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from initserve.api.query import reject_unknown, spec_from_query
-from initserve.api.schemas import TensorRequest, problem_responses, spec_arguments, tensor_query_parameters
+from initserve.api.schemas import (
+    CONDITIONAL_RESPONSES,
+    TensorRequest,
+    problem_responses,
+    spec_arguments,
+    tensor_query_parameters,
+)
 from initserve.api.serving import tensor_response
 from initserve.api.settings import SettingsDep
 from initserve.formats import Format
@@ -31,6 +37,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the tensor; headers X-Initserve-Algorithm-Version and X-Initserve-Spec (canonical spec)",
         "content": {"application/octet-stream": _BINARY, "application/json": {"schema": {"type": "object"}}},
     },
+    **CONDITIONAL_RESPONSES,
     **problem_responses(
         {
             413: "over INITSERVE_MAX_ELEMENTS, the JSON cap or the dense-matrix side",
@@ -44,7 +51,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
     """Generate the tensor described by the JSON body (discriminated by ``method``)."""
     reject_unknown(request.query_params, allowed=("format",))
-    return tensor_response(spec_arguments(spec), fmt, settings)
+    return tensor_response(spec_arguments(spec), fmt, settings, request)
 
 
 @router.get(
@@ -56,4 +63,4 @@ def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fm
 )
 def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
     """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated)."""
-    return tensor_response(spec_arguments(spec_from_query(request.query_params)), fmt, settings)
+    return tensor_response(spec_arguments(spec_from_query(request.query_params)), fmt, settings, request)
