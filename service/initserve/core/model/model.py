@@ -150,7 +150,7 @@ class _Layer:
     residual: bool
 
 
-def _tensor_entry(entry: Mapping[str, Any], where: str) -> tuple[list[Parameter], dict[str, Init]]:
+def _tensor_entry(entry: Mapping[str, Any], where: str) -> Parameter:
     """A raw ``tensor`` entry: one tensor, its full name, shape and required ``init`` spec."""
     unknown = set(entry) - {"type", "name", "shape", "init", "nonlinearity", "negative_slope"}
     if unknown:
@@ -167,7 +167,7 @@ def _tensor_entry(entry: Mapping[str, Any], where: str) -> tuple[list[Parameter]
         shape = check_shape(entry["shape"])
     except SpecError as error:
         raise _prefixed(error, where) from None
-    return [Parameter("", shape, "weight", init, schemed=False)], {}
+    return Parameter("", shape, "weight", init, schemed=False)
 
 
 def _layer(index: int, entry: Any, framework: Framework) -> _Layer:
@@ -186,8 +186,7 @@ def _layer(index: int, entry: Any, framework: Framework) -> _Layer:
     except SpecError as error:
         raise _prefixed(error, where) from None
     if entry.get("type") == "tensor":
-        parameters, inits = _tensor_entry(entry, where)
-        return _Layer(index, "tensor", name, parameters, inits, nonlinearity, slope, False)
+        return _Layer(index, "tensor", name, [_tensor_entry(entry, where)], {}, nonlinearity, slope, False)
     if "type" not in entry:
         raise SpecError(f"{where}.type", None, "is required")
     try:
