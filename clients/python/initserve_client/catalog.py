@@ -64,6 +64,8 @@ NONLINEARITIES: tuple[Nonlinearity, ...] = get_args(Nonlinearity)
 
 SPEC_FIELDS = ("method", "shape", "dtype", "layout", "seed", "name", "zero_rows")
 """Fields every tensor spec has, whatever its method."""
+WINDOW_FIELDS = ("slice", "shard")
+"""Optional request fields choosing a part of the tensor (not part of its spec; not sent by this client yet)."""
 MAX_SEED = (1 << 64) - 1
 
 
@@ -145,7 +147,7 @@ GAIN = Endpoint("GET", "/v1/gain", ("nonlinearity", "negative_slope"))
 FANS = Endpoint("GET", "/v1/fans", ("shape", "layout"))
 ENDPOINTS: tuple[Endpoint, ...] = (TENSOR, MODEL, STATS, PROPAGATION, METHODS_ENDPOINT, GAIN, FANS)
 
-MODEL_FIELDS = ("layers", "framework", "scheme", "seed", "dtype", "n_layer")
+MODEL_FIELDS = ("layers", "framework", "scheme", "seed", "dtype", "n_layer", "slices", "shards")
 """The body fields of ``POST /v1/model`` (and of a model sent to ``POST /v1/stats``)."""
 PROPAGATION_FIELDS = ("layers", "framework", "scheme", "seed", "n_layer", "batch_size", "input", "input_shape")
 """The body fields of ``POST /v1/stats/propagation``."""

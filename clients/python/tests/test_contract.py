@@ -65,7 +65,8 @@ def test_methods_and_aliases(document: dict[str, Any]) -> None:
 def test_each_methods_parameters(document: dict[str, Any]) -> None:
     for spec in spec_schemas(document):
         name = names_of(spec["properties"]["method"])[0]
-        assert set(spec["properties"]) - set(METHODS[name].params) == set(catalog.SPEC_FIELDS), name
+        common = set(catalog.SPEC_FIELDS) | set(catalog.WINDOW_FIELDS)
+        assert set(spec["properties"]) - set(METHODS[name].params) == common, name
         for param, info in METHODS[name].params.items():
             kind, choices, nullable = parameter(spec["properties"][param])
             assert (info.kind, info.choices, info.nullable) == (kind, choices, nullable), f"{name}.{param}"

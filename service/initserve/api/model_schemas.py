@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, TensorRequest, camel, param_field
+from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, Pair, ShardSpec, TensorRequest, camel, param_field
 from initserve.core import NONLINEARITIES
 from initserve.core.model import LAYER_TYPES, FrameworkName, LayerType, PresetName
 
@@ -117,10 +117,19 @@ class ModelRequest(Strict):
                               "stays int64)")
     n_layer: int | None = Field(default=None, ge=1, description="scheme gpt2: number of transformer blocks "
                                 "(default: half the layers marked residual_projection)")
+    slices: dict[str, list[Pair]] | None = Field(
+        default=None, description="per tensor name, answer only this box: [start, stop) per leading dimension "
+        "of the tensor's shape (as /v1/tensor's slice)")
+    shards: dict[str, ShardSpec] | None = Field(
+        default=None, description="per tensor name, answer only part index of torch.tensor_split(tensor, count, "
+        "dim) (within its slice if both are given)")
 
     def core_arguments(self) -> dict[str, Any]:
         """Keyword arguments of :func:`initserve.core.model.resolve_model`."""
-        return core_arguments(self)
+        data = core_arguments(self)
+        data.pop("slices", None)
+        data.pop("shards", None)
+        return data
 
 
 def _stats_tag(value: Any) -> str:

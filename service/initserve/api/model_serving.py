@@ -15,9 +15,16 @@ One code path for every answer of ``POST /v1/model``:
 ``tensors`` selects a subset by name (the safetensors layout, offsets and the
 manifest are those of the subset; each tensor's bytes are unchanged).
 
-Limits, before any value is generated: every tensor as for /v1/tensor, the total
-against ``max_model_elements``, and ``format=json`` against ``max_json_elements``
-for the whole model.
+``slices`` and ``shards`` (per tensor name, as /v1/tensor's ``slice`` and
+``shard``) answer a window of those tensors: every format carries the windows'
+shapes and bytes, and the manifest reports each tensor's ``window`` (its box, or
+null), the windowed layout's offsets and the SHA-256 of the window's bytes. Not
+available with a checkpoint upload (422).
+
+Limits, before any value is generated: every tensor as for /v1/tensor (a window
+counts its own elements; whole-matrix methods are held to the dense side of the
+whole tensor), the total against ``max_model_elements``, and ``format=json``
+against ``max_json_elements`` for the whole answer.
 """
 
 from __future__ import annotations
@@ -40,14 +47,16 @@ from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest
 from initserve.api.serving import ALGORITHM_HEADER, CACHE_CONTROL, check_limits
 from initserve.api.settings import Settings
-from initserve.core import ALGORITHM_VERSION
+from initserve.core import ALGORITHM_VERSION, SpecError, Window, window_box
 from initserve.core.model import Model, ModelTensor, resolve_model
+from initserve.core.plans import Box
 from initserve.formats import TensorSource, encode_many
 from initserve.formats.body import TensorPart
 from initserve.formats.safetensors import safetensors_header
 
 ModelAnswer = Literal["safetensors", "npz", "json", "manifest"]
 Source = ModelTensor | CheckpointTensor
+Windows = dict[str, Box]
 DIGEST_CACHE_SIZE = 4096
 
 
@@ -59,15 +68,18 @@ class DigestCache:
         self._entries: OrderedDict[str, str] = OrderedDict()
         self._lock = Lock()
 
-    def digest(self, source: Source) -> str:
+    def digest(self, source: Source, window: Window | None = None) -> str:
+        """SHA-256 of ``source``'s bytes (of its ``window`` if given)."""
         if isinstance(source, CheckpointTensor):
             return _sha256(source)
         key = json.dumps(source.tensor.spec.canonical(), sort_keys=True)
+        if window is not None:
+            key += "\n" + json.dumps([list(pair) for pair in window.box])
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-        value = _sha256(source)
+        value = _sha256(source if window is None else window)
         with self._lock:
             self._entries[key] = value
             while len(self._entries) > self._size:
@@ -86,19 +98,23 @@ def _sha256(source: TensorSource) -> str:
 DIGESTS = DigestCache()
 
 
-def check_model_limits(model: Model, fmt: ModelAnswer, settings: Settings) -> None:
-    """Raise :class:`TooLarge` when the model exceeds a limit of ``settings`` (before any work)."""
+def check_model_limits(model: Model, fmt: ModelAnswer, settings: Settings, windows: Windows | None = None) -> None:
+    """Raise :class:`TooLarge` when the model (its ``windows`` counted as such) exceeds a limit of ``settings``."""
+    windows = windows or {}
+    numel = 0
     for tensor in model.tensors:
+        box = windows.get(tensor.name)
         try:
-            check_limits(tensor.tensor, "safetensors", settings)
+            check_limits(tensor.tensor, "safetensors", settings, box)
         except TooLarge as error:
             raise TooLarge(f"layers.{tensor.layer_index}", error.value, f"tensor {tensor.name!r}: {error.message}") \
                 from None
-    if model.numel > settings.max_model_elements:
-        raise TooLarge("layers", model.numel, f"the model has {model.numel} elements, over the limit of "
+        numel += tensor.numel if box is None else Window(tensor.tensor, box, tensor.shape).numel
+    if numel > settings.max_model_elements:
+        raise TooLarge("layers", numel, f"the model has {numel} elements, over the limit of "
                        f"{settings.max_model_elements} (INITSERVE_MAX_MODEL_ELEMENTS)")
-    if fmt == "json" and model.numel > settings.max_json_elements:
-        raise TooLarge("format", fmt, f"a {model.numel}-element model exceeds the format=json limit of "
+    if fmt == "json" and numel > settings.max_json_elements:
+        raise TooLarge("format", fmt, f"a {numel}-element model exceeds the format=json limit of "
                        f"{settings.max_json_elements} elements (INITSERVE_MAX_JSON_ELEMENTS); use safetensors or npz")
 
 
@@ -112,24 +128,57 @@ def _metadata(request: ModelRequest, applied: Applied | None) -> dict[str, str]:
     return metadata
 
 
+def resolve_windows(model: Model, request: ModelRequest) -> Windows:
+    """The box of every tensor named in ``slices``/``shards`` (unknown names: 422 ``slices.<name>``)."""
+    slices, shards = request.slices or {}, request.shards or {}
+    shapes = {tensor.name: tensor.shape for tensor in model.tensors}
+    for field, named in (("slices", slices), ("shards", shards)):
+        for name in named:
+            if name not in shapes:
+                raise SpecError(f"{field}.{name}", name, "no tensor of the model has this name")
+    windows: Windows = {}
+    for name in [*slices, *(n for n in shards if n not in slices)]:
+        shard = shards[name].model_dump() if name in shards else None
+        try:
+            box = window_box(shapes[name], slices.get(name), shard)
+        except SpecError as error:
+            field = error.field.replace("slice", f"slices.{name}", 1) if error.field == "slice" else \
+                error.field.replace("shard", f"shards.{name}", 1)
+            raise SpecError(field, error.value, error.message) from None
+        if box is not None:
+            windows[name] = box
+    return windows
+
+
+def _windowed(source: Source, windows: Windows) -> Window | None:
+    box = windows.get(source.name)
+    if box is None or not isinstance(source, ModelTensor):
+        return None
+    return Window(source.tensor, box, source.shape)
+
+
 def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[str, str],
-             applied: Applied | None) -> dict[str, Any]:
-    """The manifest document (computes each tensor's SHA-256, cached by spec)."""
-    header = len(safetensors_header(sources, metadata))
+             applied: Applied | None, windows: Windows | None = None) -> dict[str, Any]:
+    """The manifest document (computes each tensor's SHA-256, cached by spec and window)."""
+    windows = windows or {}
+    views = [_windowed(source, windows) for source in sources]
+    encoded: list[TensorSource] = [view or source for source, view in zip(sources, views, strict=True)]
+    header = len(safetensors_header(encoded, metadata))
     entries = []
     offset = 0
-    for source in sources:
-        size = TensorPart(source).nbytes
+    for source, view, shown in zip(sources, views, encoded, strict=True):
+        size = TensorPart(shown).nbytes
         entries.append({
             "name": source.name,
-            "shape": list(source.shape),
+            "shape": list(shown.shape),
             "dtype": source.dtype,
             "layer": source.layer,
             "role": source.role,
             "init": source.describe() if isinstance(source, ModelTensor) else {"source": "checkpoint"},
+            "window": None if view is None else [list(pair) for pair in view.box],
             "data_offsets": [offset, offset + size],
             "byte_range": [header + offset, header + offset + size],
-            "sha256": DIGESTS.digest(source),
+            "sha256": DIGESTS.digest(source, view),
         })
         offset += size
     document: dict[str, Any] = {
@@ -150,7 +199,11 @@ def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str]
     """Resolve, check and answer one model request (see the module docstring)."""
     model = resolve_model(**request.core_arguments())
     selected = model.select(names) if names else model
-    check_model_limits(selected, fmt, settings)
+    windows = resolve_windows(model, request)
+    if windows and upload is not None:
+        field = "slices" if request.slices else "shards"
+        raise SpecError(field, getattr(request, field), "slices and shards are not available with a checkpoint upload")
+    check_model_limits(selected, fmt, settings, windows)
     applied = apply_checkpoint(model.tensors, upload, strict) if upload is not None else None
     wanted = {tensor.name for tensor in selected.tensors}
     sources = [s for s in (applied.sources if applied else model.tensors) if s.name in wanted]
@@ -160,8 +213,8 @@ def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str]
         key = orjson.dumps([ALGORITHM_VERSION, fmt, sorted(names), metadata["initserve.model"]])
         headers |= {"ETag": f'"{hashlib.sha256(key).hexdigest()[:32]}"', "Cache-Control": CACHE_CONTROL}
     if fmt == "manifest":
-        body = orjson.dumps(manifest(request, sources, metadata, applied))
+        body = orjson.dumps(manifest(request, sources, metadata, applied, windows))
         return Response(body, media_type="application/json", headers=headers, background=cleanup)
     extra = metadata if fmt != "json" else {"algorithm_version": ALGORITHM_VERSION, "framework": request.framework}
-    encoded = encode_many(sources, fmt, extra)
+    encoded = encode_many([_windowed(source, windows) or source for source in sources], fmt, extra)
     return answer(encoded, headers, http.headers, http.method, binary=fmt != "json", background=cleanup)

@@ -5,7 +5,8 @@ as ``POST /v1/tensor`` with ``{"method": "normal", "shape": [256, 128],
 "std": 0.02}``: :func:`spec_from_query` turns the query into that dict and
 validates it with the same wire models (lax mode, so strings are parsed).
 ``shape`` is a comma-separated list (the empty string is a 0-D tensor) and
-``zero_rows`` a comma-separated list of ``start:stop`` ranges. Each parameter
+``zero_rows`` a comma-separated list of ``start:stop`` ranges, as is ``slice``
+(``slice=0:128,64:96``); ``shard`` is ``dim:index:count`` (``shard=0:1:4``). Each parameter
 may appear once; unknown ones are refused by the models.
 
 Problems are raised as :class:`RequestValidationError` with ``("query", name)``
@@ -78,6 +79,13 @@ def spec_from_query(query: QueryParams, ignore: Collection[str] = ("format",)) -
     if "zero_rows" in arguments:
         arguments["zero_rows"] = [part.split(":", 1) if ":" in part else part
                                   for part in split_shape(arguments["zero_rows"])]
+    if "slice" in arguments:
+        arguments["slice"] = [part.split(":", 1) if ":" in part else part for part in split_shape(arguments["slice"])]
+    if "shard" in arguments:
+        parts = [part.strip() for part in arguments["shard"].split(":")]
+        if len(parts) != 3:
+            raise _error("shard", arguments["shard"], "must be dim:index:count, e.g. 0:1:4")
+        arguments["shard"] = dict(zip(("dim", "index", "count"), parts, strict=True))
     try:
         return validate_query_spec(arguments)
     except ValidationError as exc:

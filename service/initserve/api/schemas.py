@@ -37,6 +37,21 @@ round up to 2^64 (the core refuses it with a 422)."""
 _KINDS: dict[str, Any] = {"float": FiniteFloat, "int": int, "bool": bool, "str": str, "ints": int | list[int]}
 
 
+Pair = Annotated[list[int], Field(min_length=2, max_length=2)]
+WINDOW_FIELDS = ("slice", "shard")
+"""Request fields that choose a part of the tensor: not part of its canonical spec."""
+
+
+class ShardSpec(BaseModel):
+    """One part of ``torch.tensor_split(tensor, count, dim)``: the first ``n % count`` parts have one more element."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dim: int = Field(description="the dimension split (negative counts from the end, as torch)")
+    index: int = Field(description="which part, 0 … count-1")
+    count: int = Field(description="number of parts, >= 1")
+
+
 class SpecBase(BaseModel):
     """Fields every tensor specification has, whatever its method."""
 
@@ -62,6 +77,17 @@ class SpecBase(BaseModel):
         description="[start, stop) ranges along the first axis set to zero after the method fills the tensor "
         "(nn.Embedding's padding_idx p is [[p, p+1]]); GET form: '3:4,10:12'",
         examples=[[[0, 1]]],
+    )
+    slice: list[Pair] | None = Field(
+        default=None,
+        description="answer only this box: [start, stop) per leading dimension (missing trailing dimensions "
+        "whole); not part of the spec (X-Initserve-Window says which part); GET form: '0:128,64:96'",
+        examples=[[[0, 128], [64, 96]]],
+    )
+    shard: ShardSpec | None = Field(
+        default=None,
+        description="answer only part index of torch.tensor_split(tensor, count, dim) (within the slice if "
+        "both are given); the parts concatenate to the whole tensor; GET form: 'dim:index:count'",
     )
 
 
@@ -128,7 +154,13 @@ def spec_arguments(spec: SpecBase) -> dict[str, Any]:
 
     Defaults are filled by the core, the single source of truth for them.
     """
-    return spec.model_dump(exclude_unset=True)
+    return spec.model_dump(exclude_unset=True, exclude=set(WINDOW_FIELDS))
+
+
+def window_arguments(spec: SpecBase) -> dict[str, Any]:
+    """The ``slice`` and ``shard`` the caller set (arguments of :func:`initserve.core.window_box`)."""
+    data = spec.model_dump(exclude_unset=True, include=set(WINDOW_FIELDS))
+    return {"slices": data.get("slice"), "shard": data.get("shard")}
 
 
 def validate_query_spec(query: dict[str, Any]) -> SpecBase:
@@ -236,6 +268,8 @@ def tensor_query_parameters() -> list[dict[str, Any]]:
         _query_parameter("seed", {"type": "integer", **SEED_SCHEMA, "default": 0}, "0 … 2^64−1"),
         _query_parameter("name", {"type": "string", "default": ""}, common["name"].description or ""),
         _query_parameter("zero_rows", {"type": "string", "example": "0:1"}, common["zero_rows"].description or ""),
+        _query_parameter("slice", {"type": "string", "example": "0:128,64:96"}, common["slice"].description or ""),
+        _query_parameter("shard", {"type": "string", "example": "0:1:4"}, common["shard"].description or ""),
     ]
     users: dict[str, list[str]] = {}
     declared: dict[str, Param] = {}

@@ -5,9 +5,17 @@ The routers parse (JSON body or query string) into one argument dict and call
 
 Limits (:func:`check_limits`) are checked on the resolved spec, before any
 value is generated: more than ``max_elements`` elements, a JSON answer above
-``max_json_elements``, or a matrix side above ``max_dense_side`` for the
+``max_json_elements`` (both counted on the answer: the window when ``slice`` or
+``shard`` is given), or a matrix side above ``max_dense_side`` for the
 methods that build their whole matrix (orthogonal, sparse,
-delta_orthogonal) are :class:`~initserve.api.errors.TooLarge` (413).
+delta_orthogonal; they build it whatever the window) are
+:class:`~initserve.api.errors.TooLarge` (413).
+
+``slice``/``shard`` answer a :class:`~initserve.core.Window` of the tensor: the
+encoded shapes are the window's, ``X-Initserve-Window`` says which box
+(``{"box":[[start,stop],…]}``), safetensors metadata carries it as
+``initserve.window``, and the ETag covers it. ``X-Initserve-Spec`` stays the
+whole tensor's canonical spec.
 
 Response headers:
 
@@ -39,20 +47,22 @@ from starlette.responses import Response
 from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
 from initserve.api.settings import Settings
-from initserve.core import ALGORITHM_VERSION, Tensor, resolve
+from initserve.core import ALGORITHM_VERSION, Tensor, Window, box_json, resolve, window_box
+from initserve.core.plans import Box
 from initserve.formats import Format, TensorSource, encode
 
 ALGORITHM_HEADER = "X-Initserve-Algorithm-Version"
 SPEC_HEADER = "X-Initserve-Spec"
+WINDOW_HEADER = "X-Initserve-Window"
 SAFETENSORS_DEFAULT_KEY = "weight"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True)
 class NamedSource:
-    """A :class:`Tensor` presented to the encoders under another name (safetensors key)."""
+    """A tensor (or window) presented to the encoders under another name (safetensors key)."""
 
-    tensor: Tensor
+    tensor: Tensor | Window
     name: str
 
     @property
@@ -71,27 +81,30 @@ class NamedSource:
         return self.tensor.iter_flat(start, stop)
 
 
-def encoder_source(tensor: Tensor, fmt: Format) -> TensorSource:
+def encoder_source(tensor: Tensor | Window, fmt: Format) -> TensorSource:
     """The tensor as the encoders should see it (unnamed tensors become ``"weight"`` in safetensors)."""
     if fmt == "safetensors" and not tensor.name:
         return NamedSource(tensor, SAFETENSORS_DEFAULT_KEY)
     return tensor
 
 
-def check_limits(tensor: Tensor, fmt: Format, settings: Settings) -> None:
-    """Raise :class:`TooLarge` when serving ``tensor`` as ``fmt`` exceeds a limit of ``settings``."""
+def check_limits(tensor: Tensor, fmt: Format, settings: Settings, box: Box | None = None) -> None:
+    """Raise :class:`TooLarge` when serving ``tensor`` (its ``box`` if given) as ``fmt`` exceeds a limit."""
     shape = list(tensor.shape)
-    if tensor.numel > settings.max_elements:
+    numel = tensor.numel if box is None else Window(tensor, box).numel
+    what = "tensor" if box is None else "window"
+    if numel > settings.max_elements:
         raise TooLarge(
             "shape",
             shape,
-            f"{tensor.numel} elements exceed the limit of {settings.max_elements} (INITSERVE_MAX_ELEMENTS)",
+            f"{numel} elements{'' if box is None else ' in the window'} exceed the limit of "
+            f"{settings.max_elements} (INITSERVE_MAX_ELEMENTS)",
         )
-    if fmt == "json" and tensor.numel > settings.max_json_elements:
+    if fmt == "json" and numel > settings.max_json_elements:
         raise TooLarge(
             "format",
             fmt,
-            f"a {tensor.numel}-element tensor exceeds the format=json limit of "
+            f"a {numel}-element {what} exceeds the format=json limit of "
             f"{settings.max_json_elements} elements (INITSERVE_MAX_JSON_ELEMENTS); "
             "use format=npy, safetensors or raw",
         )
@@ -110,18 +123,26 @@ def spec_json(tensor: Tensor) -> str:
     return json.dumps(tensor.spec.canonical(), separators=(",", ":"))
 
 
-def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, request: Request) -> Response:
-    """Resolve, check and encode one tensor; stream it (or the range, or 304) as the request's headers ask."""
+def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, request: Request,
+                    slices: Any = None, shard: Any = None) -> Response:
+    """Resolve, check and encode one tensor (or its ``slices``/``shard`` window); stream it (or the range,
+    or 304) as the request's headers ask."""
     tensor = resolve(**arguments)
-    check_limits(tensor, fmt, settings)
+    box = window_box(tensor.shape, slices, shard)
+    check_limits(tensor, fmt, settings, box)
+    source = tensor if box is None else Window(tensor, box)
     extra = {"algorithm_version": ALGORITHM_VERSION} if fmt == "json" else None  # metadata/headers carry it otherwise
-    body = encode(encoder_source(tensor, fmt), fmt, extra)
+    body = encode(encoder_source(source, fmt), fmt, extra)
     canonical = spec_json(tensor)
-    etag = hashlib.sha256(f"{ALGORITHM_VERSION}\n{fmt}\n{canonical}".encode()).hexdigest()[:32]
+    window = "" if box is None else box_json(box)
+    key = f"{ALGORITHM_VERSION}\n{fmt}\n{canonical}" + (f"\n{window}" if window else "")
+    etag = hashlib.sha256(key.encode()).hexdigest()[:32]
     headers = {
         ALGORITHM_HEADER: ALGORITHM_VERSION,
         SPEC_HEADER: canonical,
         "ETag": f'"{etag}"',
         "Cache-Control": CACHE_CONTROL,
     }
+    if window:
+        headers[WINDOW_HEADER] = window
     return answer(body, headers, request.headers, request.method, binary=fmt != "json")

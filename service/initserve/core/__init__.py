@@ -12,6 +12,7 @@ from initserve.core.layout import LAYOUTS, Fans, compute_fans
 from initserve.core.methods import METHODS, Method, lookup
 from initserve.core.params import Param
 from initserve.core.tensor import ALGORITHM_VERSION, Tensor, TensorSpec, flat_boxes, resolve
+from initserve.core.window import Window, box_json, shard_box, slice_box, window_box
 
 __all__ = [
     "ALGORITHM_VERSION",
@@ -27,9 +28,14 @@ __all__ = [
     "Tensor",
     "TensorSpec",
     "Theory",
+    "Window",
+    "box_json",
     "calculate_gain",
     "compute_fans",
     "flat_boxes",
     "lookup",
     "resolve",
+    "shard_box",
+    "slice_box",
+    "window_box",
 ]

@@ -14,6 +14,7 @@ from initserve.api.schemas import (
     problem_responses,
     spec_arguments,
     tensor_query_parameters,
+    window_arguments,
 )
 from initserve.api.serving import tensor_response
 from initserve.api.settings import SettingsDep
@@ -34,7 +35,8 @@ FormatQuery = Annotated[
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "the tensor; headers X-Initserve-Algorithm-Version and X-Initserve-Spec (canonical spec)",
+        "description": "the tensor (or its slice/shard); headers X-Initserve-Algorithm-Version, X-Initserve-Spec (canonical spec "
+        "of the whole tensor) and, for a part, X-Initserve-Window ({\"box\": [[start, stop], …]})",
         "content": {"application/octet-stream": _BINARY, "application/json": {"schema": {"type": "object"}}},
     },
     **CONDITIONAL_RESPONSES,
@@ -51,7 +53,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
     """Generate the tensor described by the JSON body (discriminated by ``method``)."""
     reject_unknown(request.query_params, allowed=("format",))
-    return tensor_response(spec_arguments(spec), fmt, settings, request)
+    return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
 
 
 @router.get(
@@ -63,4 +65,5 @@ def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fm
 )
 def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
     """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated)."""
-    return tensor_response(spec_arguments(spec_from_query(request.query_params)), fmt, settings, request)
+    spec = spec_from_query(request.query_params)
+    return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
