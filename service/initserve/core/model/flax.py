@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from initserve.core.model.keras import check_single_recurrent, refuse
 from initserve.core.model.layers import Config
-from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter
+from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter, scale_and_shift
 
 LECUN = Init("lecun_normal")
 ORTHOGONAL = Init("orthogonal")
@@ -68,21 +68,16 @@ def _embedding(c: Config) -> list[Parameter]:
 
 
 def _norm(c: Config, shift: bool) -> list[Parameter]:
-    shape = tuple(c["normalized_shape"])
     if not c["elementwise_affine"]:
         return []
-    params = [Parameter("scale", shape, "weight", ONES, schemed=False)]
-    if shift:
-        params.append(Parameter("bias", shape, "bias", ZEROS, schemed=False))
-    return params
+    return scale_and_shift(tuple(c["normalized_shape"]), "scale", "bias" if shift else None)
 
 
 def _batch_norm(c: Config) -> list[Parameter]:
     shape = (c["num_features"],)
     params = []
     if c["affine"]:
-        params += [Parameter("scale", shape, "weight", ONES, schemed=False),
-                   Parameter("bias", shape, "bias", ZEROS, schemed=False)]
+        params += scale_and_shift(shape, "scale", "bias")
     return params + [Parameter("mean", shape, "state", ZEROS, schemed=False, collection="batch_stats"),
                      Parameter("var", shape, "state", ONES, schemed=False, collection="batch_stats")]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from initserve.core.errors import SpecError
 from initserve.core.model.layers import Config
-from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter
+from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter, scale_and_shift
 
 GLOROT = Init("xavier_uniform")
 ORTHOGONAL = Init("orthogonal")
@@ -72,27 +72,20 @@ def _embedding(c: Config) -> list[Parameter]:
 
 
 def _norm(c: Config, shift: bool) -> list[Parameter]:
-    shape = tuple(c["normalized_shape"])
     if not c["elementwise_affine"]:
         return []
-    params = [Parameter("gamma", shape, "weight", ONES, schemed=False)]
-    if shift:
-        params.append(Parameter("beta", shape, "bias", ZEROS, schemed=False))
-    return params
+    return scale_and_shift(tuple(c["normalized_shape"]), "gamma", "beta" if shift else None)
 
 
 def _rms_norm(c: Config) -> list[Parameter]:
-    if not c["elementwise_affine"]:
-        return []
-    return [Parameter("scale", tuple(c["normalized_shape"]), "weight", ONES, schemed=False)]
+    return scale_and_shift(tuple(c["normalized_shape"]), "scale", None) if c["elementwise_affine"] else []
 
 
 def _batch_norm(c: Config) -> list[Parameter]:
     shape = (c["num_features"],)
     params = []
     if c["affine"]:
-        params += [Parameter("gamma", shape, "weight", ONES, schemed=False),
-                   Parameter("beta", shape, "bias", ZEROS, schemed=False)]
+        params += scale_and_shift(shape, "gamma", "beta")
     return params + [Parameter("moving_mean", shape, "state", ZEROS, schemed=False),
                      Parameter("moving_variance", shape, "state", ONES, schemed=False)]
 

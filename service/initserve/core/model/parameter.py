@@ -46,3 +46,11 @@ class Parameter:
     zero_rows: Ranges = ()
     matrix: tuple[int, int] | None = None
     collection: str = "params"
+
+
+def scale_and_shift(shape: tuple[int, ...], scale: str, shift: str | None) -> list[Parameter]:
+    """A normalization's learnable scale (ones) and shift (zeros, when it has one); schemes leave them alone."""
+    params = [Parameter(scale, shape, "weight", ONES, schemed=False)]
+    if shift is not None:
+        params.append(Parameter(shift, shape, "bias", ZEROS, schemed=False))
+    return params

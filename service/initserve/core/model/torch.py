@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 
 from initserve.core.model.layers import Config
-from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter
+from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter, scale_and_shift
 
 LINEAR_WEIGHT = Init("kaiming_uniform", {"negative_slope": math.sqrt(5.0)})
 
@@ -62,21 +62,16 @@ def _embedding(c: Config) -> list[Parameter]:
 
 
 def _norm(c: Config, bias: bool) -> list[Parameter]:
-    shape = tuple(c["normalized_shape"])
     if not c["elementwise_affine"]:
         return []
-    params = [Parameter("weight", shape, "weight", ONES, schemed=False)]
-    if bias:
-        params.append(Parameter("bias", shape, "bias", ZEROS, schemed=False))
-    return params
+    return scale_and_shift(tuple(c["normalized_shape"]), "weight", "bias" if bias else None)
 
 
 def _batch_norm(c: Config) -> list[Parameter]:
     shape = (c["num_features"],)
     params = []
     if c["affine"]:
-        params += [Parameter("weight", shape, "weight", ONES, schemed=False),
-                   Parameter("bias", shape, "bias", ZEROS, schemed=False)]
+        params += scale_and_shift(shape, "weight", "bias")
     if c["track_running_stats"]:
         params += [Parameter("running_mean", shape, "state", ZEROS, schemed=False),
                    Parameter("running_var", shape, "state", ONES, schemed=False),
