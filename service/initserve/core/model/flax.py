@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from initserve.core.model.keras import check_single_recurrent, refuse
+from initserve.core.model.keras import check_single_recurrent, einsum_attention, refuse
 from initserve.core.model.layers import Config
 from initserve.core.model.parameter import ONES, ZEROS, Init, Parameter, scale_and_shift
 
@@ -105,22 +105,6 @@ def _recurrent(kind: str) -> Callable[[Config], list[Parameter]]:
     return build
 
 
-def _attention(c: Config) -> list[Parameter]:
-    if c["add_bias_kv"]:
-        raise refuse("add_bias_kv", True, "flax", "add_bias_kv in MultiHeadDotProductAttention")
-    embed, heads = c["embed_dim"], c["num_heads"]
-    head = embed // heads
-    params = []
-    for name, features in (("query", embed), ("key", c["kdim"] or embed), ("value", c["vdim"] or embed)):
-        params.append(Parameter(f"{name}/kernel", (features, heads, head), "weight", LECUN, matrix=(features, embed)))
-        if c["bias"]:
-            params.append(Parameter(f"{name}/bias", (heads, head), "bias", ZEROS))
-    params.append(Parameter("out/kernel", (heads, head, embed), "weight", LECUN, matrix=(embed, embed)))
-    if c["bias"]:
-        params.append(Parameter("out/bias", (embed,), "bias", ZEROS))
-    return params
-
-
 PARAMETERS: dict[str, Callable[[Config], list[Parameter]]] = {
     "linear": lambda c: _dense("", (c["in_features"], c["out_features"]), c["bias"]),
     **{f"conv{d}d": _conv(False) for d in (1, 2, 3)},
@@ -132,5 +116,5 @@ PARAMETERS: dict[str, Callable[[Config], list[Parameter]]] = {
     "rnn": _recurrent("rnn"),
     "lstm": _recurrent("lstm"),
     "gru": _recurrent("gru"),
-    "multihead_attention": _attention,
+    "multihead_attention": einsum_attention("flax", "out", LECUN, flattened=True),
 }

@@ -117,20 +117,33 @@ def _recurrent(cell: str, gates: int) -> Callable[[Config], list[Parameter]]:
     return build
 
 
-def _attention(c: Config) -> list[Parameter]:
-    if c["add_bias_kv"]:
-        raise refuse("add_bias_kv", True, "keras", "add_bias_kv in MultiHeadAttention")
-    embed, heads = c["embed_dim"], c["num_heads"]
-    head = embed // heads
-    params = []
-    for name, features in (("query", embed), ("key", c["kdim"] or embed), ("value", c["vdim"] or embed)):
-        params.append(Parameter(f"{name}/kernel", (features, heads, head), "weight", GLOROT))
+def einsum_attention(framework: str, output: str, kernel: Init,
+                     flattened: bool) -> Callable[[Config], list[Parameter]]:
+    """Attention as einsum projections (Keras ``MultiHeadAttention``, Flax ``MultiHeadDotProductAttention``).
+
+    Kernels ``[features, heads, head_dim]`` for query/key/value and ``[heads, head_dim, embed]`` for the
+    output projection named ``output``; biases ``[heads, head_dim]`` and ``[embed]``. ``flattened``: the
+    kernels are initialized as their 2-D matrix and reshaped (Flax ``DenseGeneral``).
+    """
+
+    def build(c: Config) -> list[Parameter]:
+        if c["add_bias_kv"]:
+            raise refuse("add_bias_kv", True, framework, "add_bias_kv in its attention layer")
+        embed, heads = c["embed_dim"], c["num_heads"]
+        head = embed // heads
+        params = []
+        for name, features in (("query", embed), ("key", c["kdim"] or embed), ("value", c["vdim"] or embed)):
+            matrix = (features, embed) if flattened else None
+            params.append(Parameter(f"{name}/kernel", (features, heads, head), "weight", kernel, matrix=matrix))
+            if c["bias"]:
+                params.append(Parameter(f"{name}/bias", (heads, head), "bias", ZEROS))
+        matrix = (embed, embed) if flattened else None
+        params.append(Parameter(f"{output}/kernel", (heads, head, embed), "weight", kernel, matrix=matrix))
         if c["bias"]:
-            params.append(Parameter(f"{name}/bias", (heads, head), "bias", ZEROS))
-    params.append(Parameter("attention_output/kernel", (heads, head, embed), "weight", GLOROT))
-    if c["bias"]:
-        params.append(Parameter("attention_output/bias", (embed,), "bias", ZEROS))
-    return params
+            params.append(Parameter(f"{output}/bias", (embed,), "bias", ZEROS))
+        return params
+
+    return build
 
 
 PARAMETERS: dict[str, Callable[[Config], list[Parameter]]] = {
@@ -144,5 +157,5 @@ PARAMETERS: dict[str, Callable[[Config], list[Parameter]]] = {
     "rnn": _recurrent("simple_rnn_cell", 1),
     "lstm": _recurrent("lstm_cell", 4),
     "gru": _recurrent("gru_cell", 3),
-    "multihead_attention": _attention,
+    "multihead_attention": einsum_attention("keras", "attention_output", GLOROT, flattened=False),
 }
