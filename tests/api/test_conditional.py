@@ -146,6 +146,22 @@ def test_a_range_generates_only_what_it_covers(monkeypatch: pytest.MonkeyPatch) 
     assert response.content == tail.astype("<f4").tobytes()
 
 
+def test_head_answers_the_headers_and_generates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    generated: list[int] = []
+    monkeypatch.setattr(Tensor, "iter_flat", lambda self, *args, **kwargs: generated.append(1))
+    with TestClient(create_app(Settings(max_elements=1 << 30))) as client:
+        query = "/v1/tensor?method=normal&shape=1073741824&format=raw"
+        head = client.head(query)
+        assert head.status_code == 200 and head.content == b"" and generated == []
+        assert head.headers["content-length"] == str(4 << 30)
+        assert head.headers["content-location"].startswith("/v1/tensor?dtype=float32&format=raw&")
+        partial = client.head(query, headers={"Range": "bytes=-1024"})
+        assert partial.status_code == 206 and partial.headers["content-length"] == "1024"
+        assert partial.headers["content-range"] == f"bytes {(4 << 30) - 1024}-{(4 << 30) - 1}/{4 << 30}"
+        assert client.head(query, headers={"If-None-Match": head.headers["etag"]}).status_code == 304
+        assert generated == []
+
+
 def test_no_etag_means_no_304(client: TestClient) -> None:
     """Answers with a checkpoint carry no ETag, so If-None-Match cannot skip them."""
     checkpoint = save({"0.bias": np.zeros(6, np.float32)})

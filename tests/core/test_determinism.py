@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from initserve.testing import CPU_FEATURE_SETTINGS
+
 SCRIPT = Path(__file__).with_name("digests.py")
-SIMD_SETTINGS = {
-    "default": {},
-    "no-avx512, glibc without avx2/fma": {
-        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
-        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA",
-    },
-    "baseline (no avx2/avx512)": {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"},
-}
 
 
 def run(env_extra: dict[str, str], *args: str) -> dict[str, str]:
@@ -36,14 +30,14 @@ def default_digests() -> dict[str, str]:
     return run({})
 
 
-@pytest.mark.parametrize("setting", [k for k in SIMD_SETTINGS if k != "default"])
+@pytest.mark.parametrize("setting", [k for k in CPU_FEATURE_SETTINGS if k != "default"])
 def test_digests_are_identical_across_simd_levels(setting: str, default_digests: dict[str, str]) -> None:
-    assert run(SIMD_SETTINGS[setting]) == default_digests
+    assert run(CPU_FEATURE_SETTINGS[setting]) == default_digests
 
 
-@pytest.mark.parametrize("setting", list(SIMD_SETTINGS))
+@pytest.mark.parametrize("setting", list(CPU_FEATURE_SETTINGS))
 def test_numpy_reference_gives_the_kernel_bytes(setting: str, default_digests: dict[str, str]) -> None:
-    assert run(SIMD_SETTINGS[setting], "reference") == default_digests
+    assert run(CPU_FEATURE_SETTINGS[setting], "reference") == default_digests
 
 
 def test_every_method_and_dtype_is_covered(default_digests: dict[str, str]) -> None:

@@ -12,7 +12,9 @@ into the HTTP answer the request's headers ask for:
   bytes */length``; several ranges or a malformed header are ignored (200, the
   whole body), as RFC 9110 allows;
 - ``If-Range``: the range is honoured only when it carries the answer's strong
-  ETag; otherwise the whole body is sent.
+  ETag; otherwise the whole body is sent;
+- ``HEAD``: the headers GET would get, ``Content-Length`` included, and no body
+  (nothing is generated).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from initserve.api.errors import Described, problem_answer
 from initserve.formats import EncodedBody
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-CARRIED_BY_304 = ("ETag", "Cache-Control", "X-Initserve-Algorithm-Version")
+CARRIED_BY_304 = ("ETag", "Cache-Control", "Content-Location", "X-Initserve-Algorithm-Version")
 
 
 def _etags(field: str) -> list[str]:
@@ -77,9 +79,12 @@ def answer(body: EncodedBody, headers: dict[str, str], request: Headers, method:
                               {"Content-Range": f"bytes */{body.length}"})
     if isinstance(wanted_range, tuple):
         start, stop = wanted_range
-        partial = {**headers, "Content-Range": f"bytes {start}-{stop - 1}/{body.length}",
-                   "Content-Length": str(stop - start)}
-        return StreamingResponse(body.byte_range(start, stop), status_code=206, media_type=body.media_type,
-                                 headers=partial, background=background)
-    return StreamingResponse(body.chunks, media_type=body.media_type,
-                             headers={**headers, "Content-Length": str(body.length)}, background=background)
+        status, chunks = 206, body.byte_range(start, stop)
+        headers |= {"Content-Range": f"bytes {start}-{stop - 1}/{body.length}", "Content-Length": str(stop - start)}
+    else:
+        status, chunks = 200, body.chunks
+        headers["Content-Length"] = str(body.length)
+    if method == "HEAD":
+        return Response(status_code=status, media_type=body.media_type, headers=headers, background=background)
+    return StreamingResponse(chunks, status_code=status, media_type=body.media_type, headers=headers,
+                             background=background)

@@ -9,8 +9,11 @@ One code path for every answer of ``POST /v1/model``:
 - ``json``: ``{"algorithm_version", "framework", "tensors": [{name, shape, dtype, data}]}``;
 - ``manifest``: per tensor its name, shape, dtype, resolved initialization
   (canonical spec, fan_in/fan_out, gain, where it came from), its byte range in the
-  safetensors answer of the same request, and the SHA-256 of its bytes. A
-  rank can fetch the file (or a range of it) and check each tensor.
+  safetensors answer of the same request, the SHA-256 of its bytes, and ``url``:
+  the canonical ``GET /v1/tensor`` URL that answers exactly those bytes
+  (``format=raw``; null for checkpoint tensors and for windows of Flax
+  DenseGeneral kernels, whose shape is not their spec's). A rank can fetch the
+  file, a range of it, or each tensor by URL (which caches share), and check it.
 
 ``tensors`` selects a subset by name (the safetensors layout, offsets and the
 manifest are those of the subset; each tensor's bytes are unchanged).
@@ -45,7 +48,7 @@ from initserve.api.checkpoint import Applied, CheckpointTensor, Upload, apply_ch
 from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
 from initserve.api.model_schemas import ModelRequest
-from initserve.api.serving import ALGORITHM_HEADER, CACHE_CONTROL, check_limits
+from initserve.api.serving import ALGORITHM_HEADER, CACHE_CONTROL, check_limits, tensor_url
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, SpecError, Window, window_box
 from initserve.core.model import Model, ModelTensor, resolve_model
@@ -157,6 +160,13 @@ def _windowed(source: Source, windows: Windows) -> Window | None:
     return Window(source.tensor, box, source.shape)
 
 
+def _url(source: Source, view: Window | None) -> str | None:
+    """The canonical /v1/tensor URL of ``source`` (its window ``view``), where one answers the same bytes."""
+    if not isinstance(source, ModelTensor) or (view is not None and source.shape != source.tensor.shape):
+        return None
+    return tensor_url(source.tensor, "raw", None if view is None else view.box)
+
+
 def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[str, str],
              applied: Applied | None, windows: Windows | None = None) -> dict[str, Any]:
     """The manifest document (computes each tensor's SHA-256, cached by spec and window)."""
@@ -179,6 +189,7 @@ def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[st
             "data_offsets": [offset, offset + size],
             "byte_range": [header + offset, header + offset + size],
             "sha256": DIGESTS.digest(source, view),
+            "url": _url(source, view),
         })
         offset += size
     document: dict[str, Any] = {

@@ -15,14 +15,18 @@ locations, so they render like any other validation error.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import math
+from collections.abc import Collection, Mapping
+from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
 from initserve.api.schemas import SpecBase, validate_query_spec
+from initserve.core.plans import Box
 
 _DIMS: TypeAdapter[list[int]] = TypeAdapter(list[Annotated[int, Field(ge=0)]])
 
@@ -90,3 +94,65 @@ def spec_from_query(query: QueryParams, ignore: Collection[str] = ("format",)) -
         return validate_query_spec(arguments)
     except ValidationError as exc:
         raise _query_errors(exc) from None
+
+
+# --- the canonical query string: one URL per (spec, format, window), so HTTP caches key on it -------------
+
+UNESCAPED = ",:"
+"""Characters kept as they are besides RFC 3986's unreserved set (``A-Z a-z 0-9 - . _ ~``)."""
+
+
+def format_number(value: float) -> str:
+    """``value`` as ECMAScript's ``Number::toString`` writes it (JavaScript's ``String(x)``), but ``-0`` for −0.0.
+
+    The digits are the shortest that read back as the same float64 (Python's ``repr``); the layout is
+    ECMAScript's: ``2``, ``0.02``, ``0.000001``, ``1e-7``, ``1.5e+22``.
+    """
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    exact = Decimal(repr(abs(value))).normalize()  # repr: the shortest digits that read back as value
+    _, digit_tuple, exponent = exact.as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    k = len(digits)
+    n = int(exponent) + k  # value = 0.digits × 10^n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = f"0.{'0' * -n}{digits}"
+    else:
+        e = n - 1
+        text = f"{digits[0]}{'.' + digits[1:] if k > 1 else ''}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return ("-" if value < 0 else "") + text
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):  # shape: 4,3 ; zero_rows and slice: 0:1,5:6
+        return ",".join(":".join(map(str, item)) if isinstance(item, list | tuple) else str(item) for item in value)
+    raise TypeError(f"no query form for {value!r}")
+
+
+def canonical_query(canonical: Mapping[str, Any], fmt: str, box: Box | None = None) -> str:
+    """The canonical query string of ``GET /v1/tensor`` for a canonical spec, a format and a window.
+
+    Every field of the canonical spec (``params`` flattened), ``format``, and ``slice`` (the window's
+    box, whether it was asked for as a slice or a shard) when there is one; names sorted; values as
+    :func:`_query_value` writes them, percent-encoded as UTF-8 except RFC 3986 unreserved characters
+    and ``,`` ``:``. Equal requests get equal strings, and the string reads back as the same request.
+    """
+    fields = {key: value for key, value in canonical.items() if key != "params"}
+    fields |= dict(canonical.get("params", {}))
+    fields["format"] = fmt
+    if box is not None:
+        fields["slice"] = [list(pair) for pair in box]
+    return "&".join(f"{quote(key, safe='')}={quote(_query_value(fields[key]), safe=UNESCAPED)}"
+                    for key in sorted(fields))

@@ -23,6 +23,9 @@ Response headers:
   ``algorithm_version`` key of JSON answers, and safetensors metadata);
 - ``X-Initserve-Spec``: the canonical spec, compact JSON (ASCII);
 - ``X-Initserve-Shape`` / ``X-Initserve-Dtype``: with ``format=raw``;
+- ``Content-Location``: the canonical GET URL of this answer
+  (``/v1/tensor?`` + :func:`~initserve.api.query.canonical_query`), whatever form
+  the request took: the one URL HTTP caches should key this answer on;
 - ``ETag`` (strong: the bytes are a pure function of spec, format and algorithm
   version) and ``Cache-Control: immutable``; ``If-None-Match``, ``Range`` and
   ``If-Range`` are honoured (:mod:`initserve.api.conditional`).
@@ -46,6 +49,7 @@ from starlette.responses import Response
 
 from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
+from initserve.api.query import canonical_query
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, Tensor, Window, box_json, resolve, window_box
 from initserve.core.plans import Box
@@ -56,6 +60,7 @@ SPEC_HEADER = "X-Initserve-Spec"
 WINDOW_HEADER = "X-Initserve-Window"
 SAFETENSORS_DEFAULT_KEY = "weight"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+TENSOR_PATH = "/v1/tensor"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ def check_limits(tensor: Tensor, fmt: Format, settings: Settings, box: Box | Non
         )
 
 
+def tensor_url(tensor: Tensor, fmt: Format, box: Box | None = None) -> str:
+    """The canonical ``GET /v1/tensor`` URL (path and query) of ``tensor`` (its ``box``) as ``fmt``."""
+    return f"{TENSOR_PATH}?{canonical_query(tensor.spec.canonical(), fmt, box)}"
+
+
 def spec_json(tensor: Tensor) -> str:
     """The canonical spec as compact ASCII JSON."""
     return json.dumps(tensor.spec.canonical(), separators=(",", ":"))
@@ -142,6 +152,7 @@ def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, 
         SPEC_HEADER: canonical,
         "ETag": f'"{etag}"',
         "Cache-Control": CACHE_CONTROL,
+        "Content-Location": tensor_url(tensor, fmt, box),
     }
     if window:
         headers[WINDOW_HEADER] = window

@@ -36,7 +36,8 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the tensor (or its slice/shard); headers X-Initserve-Algorithm-Version, X-Initserve-Spec (canonical spec "
-        "of the whole tensor) and, for a part, X-Initserve-Window ({\"box\": [[start, stop], …]})",
+        "of the whole tensor), Content-Location (the canonical GET URL of this answer: key caches on it) and, "
+        "for a part, X-Initserve-Window ({\"box\": [[start, stop], …]})",
         "content": {"application/octet-stream": _BINARY, "application/json": {"schema": {"type": "object"}}},
     },
     **CONDITIONAL_RESPONSES,
@@ -56,6 +57,7 @@ def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fm
     return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
 
 
+@router.head("/tensor", include_in_schema=False)
 @router.get(
     "/tensor",
     response_class=Response,
@@ -64,6 +66,9 @@ def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fm
     openapi_extra={"parameters": tensor_query_parameters()},
 )
 def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
-    """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated)."""
+    """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated).
+
+    ``HEAD`` answers the headers alone (``Content-Length``, ``ETag``, the canonical ``Content-Location``)
+    without generating anything."""
     spec = spec_from_query(request.query_params)
     return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
