@@ -203,3 +203,27 @@ def test_model_manifest_reports_windows_and_their_digests(client):
 ])
 def test_model_bad_windows_are_422(client, fields, field):
     assert_model_problem(post_model(client, {**mlp(), **fields}), 422, field)
+
+
+@pytest.mark.parametrize("window", [{"slice": []}, {"slice": [[0, 12], [0, 10]]},
+                                    {"shard": {"dim": 0, "index": 0, "count": 1}}], ids=["empty", "full", "one-part"])
+def test_a_window_over_the_whole_tensor_is_no_window(client, window):
+    spec = {"method": "normal", "shape": [12, 10], "seed": 3}
+    plain = client.post("/v1/tensor", json=spec, params={"format": "safetensors"})
+    whole = client.post("/v1/tensor", json={**spec, **window}, params={"format": "safetensors"})
+    assert whole.content == plain.content and "x-initserve-window" not in whole.headers
+    assert (whole.headers["etag"], whole.headers["content-location"]) == \
+        (plain.headers["etag"], plain.headers["content-location"])
+
+
+@pytest.mark.parametrize("field", ["slices", "shards"])
+def test_empty_model_windows_change_no_byte(client, field):
+    plain = post_model(client, mlp())
+    empty = post_model(client, {**mlp(), field: {}})
+    assert empty.content == plain.content and empty.headers["etag"] == plain.headers["etag"]
+
+
+def test_stats_names_model_windows_as_json(client):
+    body = {**mlp(), "shards": {"0.weight": {"dim": 0, "index": 0, "count": 2}}}
+    problem = assert_model_problem(client.post("/v1/stats", json=body), 422, "shards")
+    assert problem["value"] == {"0.weight": {"dim": 0, "index": 0, "count": 2}}

@@ -42,7 +42,7 @@ from initserve_client.errors import (
     TooLarge,
     TransportError,
 )
-from initserve_client.specs import Scheme, TensorParams, TensorSpec
+from initserve_client.specs import Scheme, Shard, ShardDict, Slice, TensorParams, TensorSpec
 
 __all__ = [
     "APIError",
@@ -61,6 +61,9 @@ __all__ = [
     "Nonlinearity",
     "Preset",
     "Scheme",
+    "Shard",
+    "ShardDict",
+    "Slice",
     "TensorFormat",
     "TensorParams",
     "TensorSpec",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from initserve_client.calls import Call
 from initserve_client.download import Progress, progress_wanted
 from initserve_client.errors import APIError, IntegrityError, TransportError
 from initserve_client.integrity import verify_buffer, verify_layout
-from initserve_client.specs import TensorSpec
+from initserve_client.specs import TensorSpec, TensorWindow
 
 __version__ = "0.1.0"
 USER_AGENT = f"initserve-client/{__version__}"
@@ -73,14 +74,31 @@ def content_length(response: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def decode_tensor(buffer: bytearray, headers: Mapping[str, str], spec: TensorSpec) -> np.ndarray[Any, Any]:
-    """A ``format=raw`` answer to ``spec``, checked against it (shape and dtype)."""
+def decode_tensor(buffer: bytearray, headers: Mapping[str, str], spec: TensorSpec,
+                  window: TensorWindow | None = None) -> np.ndarray[Any, Any]:
+    """A ``format=raw`` answer to ``spec`` (its ``window``), checked against it: dtype, shape (the window's),
+    and for a window the box ``X-Initserve-Window`` reports."""
     array = decode_raw(buffer, headers)
     dtype = headers.get("x-initserve-dtype")
-    if dtype != spec.dtype or array.shape != tuple(spec.shape):
-        raise IntegrityError(f"asked for a {spec.dtype} tensor of shape {list(spec.shape)}, the service sent "
+    box = None if window is None else window.box(spec.shape)
+    shape = tuple(spec.shape) if box is None else tuple(stop - start for start, stop in box)
+    if dtype != spec.dtype or array.shape != shape:
+        part = "" if box is None else f" (window {[list(pair) for pair in box]} of {list(spec.shape)})"
+        raise IntegrityError(f"asked for a {spec.dtype} tensor of shape {list(shape)}{part}, the service sent "
                              f"{dtype} {list(array.shape)}")
+    if box is not None and window_header(headers) != box:
+        raise IntegrityError(f"asked for the window {[list(pair) for pair in box]} of a tensor of shape "
+                             f"{list(spec.shape)}, the service sent {headers.get('x-initserve-window')!r}")
     return array
+
+
+def window_header(headers: Mapping[str, str]) -> tuple[tuple[int, int], ...] | None:
+    """The box of ``X-Initserve-Window`` (``{"box": [[start, stop], …]}``), or None when absent or unreadable."""
+    try:
+        box = json.loads(headers.get("x-initserve-window", ""))["box"]
+        return tuple((int(start), int(stop)) for start, stop in box)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def decode_model(buffer: bytearray, manifest: Mapping[str, Any] | None) -> dict[str, np.ndarray[Any, Any]]:

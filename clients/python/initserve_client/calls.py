@@ -18,6 +18,7 @@ from initserve_client.catalog import LAYOUTS, MODEL_FORMATS, NONLINEARITIES, TEN
 from initserve_client.errors import IntegrityError, InvalidSpec
 from initserve_client.specs import (
     TensorSpec,
+    TensorWindow,
     check_choice,
     check_float,
     check_int,
@@ -54,9 +55,10 @@ class Call:
         return JSON_HEADERS if self.body is not None else {}
 
 
-def tensor_call(spec: TensorSpec, fmt: str = "raw") -> Call:
-    """``POST /v1/tensor?format=...`` with the spec as body."""
-    return Call(catalog.TENSOR, {"format": check_choice(fmt, TENSOR_FORMATS, "format")}, spec.to_json())
+def tensor_call(spec: TensorSpec, fmt: str = "raw", window: TensorWindow | None = None) -> Call:
+    """``POST /v1/tensor?format=...`` with the spec as body, and the ``slice``/``shard`` of ``window``."""
+    body = spec.to_json() | (window.to_json() if window is not None else {})
+    return Call(catalog.TENSOR, {"format": check_choice(fmt, TENSOR_FORMATS, "format")}, body)
 
 
 def model_call(body: dict[str, Any], fmt: str, tensors: str | None) -> Call:

@@ -65,7 +65,13 @@ NONLINEARITIES: tuple[Nonlinearity, ...] = get_args(Nonlinearity)
 SPEC_FIELDS = ("method", "shape", "dtype", "layout", "seed", "name", "zero_rows")
 """Fields every tensor spec has, whatever its method."""
 WINDOW_FIELDS = ("slice", "shard")
-"""Optional request fields choosing a part of the tensor (not part of its spec; not sent by this client yet)."""
+"""Optional fields of a ``POST /v1/tensor`` body choosing a part (a window) of the tensor, not part of its spec:
+``slice`` is ``[[start, stop], …]`` per leading dimension, ``shard`` is ``{"dim", "index", "count"}``
+(``torch.tensor_split`` semantics, within the slice). ``/v1/model`` takes them per tensor name as ``slices``
+and ``shards`` (:data:`MODEL_WINDOW_FIELDS`). The client sends them from the ``slice=``/``shard=`` and
+``slices=``/``shards=`` keywords (:func:`initserve_client.specs.tensor_window`, ``model_windows``)."""
+SHARD_FIELDS = ("dim", "index", "count")
+"""The keys of a ``shard``, all required integers."""
 MAX_SEED = (1 << 64) - 1
 
 
@@ -148,7 +154,9 @@ FANS = Endpoint("GET", "/v1/fans", ("shape", "layout"))
 ENDPOINTS: tuple[Endpoint, ...] = (TENSOR, MODEL, STATS, PROPAGATION, METHODS_ENDPOINT, GAIN, FANS)
 
 MODEL_FIELDS = ("layers", "framework", "scheme", "seed", "dtype", "n_layer", "slices", "shards")
-"""The body fields of ``POST /v1/model`` (and of a model sent to ``POST /v1/stats``)."""
+"""The body fields of ``POST /v1/model`` (and of a model sent to ``POST /v1/stats``, which refuses the windows)."""
+MODEL_WINDOW_FIELDS = ("slices", "shards")
+"""The fields of ``POST /v1/model`` choosing windows: tensor name → a ``slice``, tensor name → a ``shard``."""
 PROPAGATION_FIELDS = ("layers", "framework", "scheme", "seed", "n_layer", "batch_size", "input", "input_shape")
 """The body fields of ``POST /v1/stats/propagation``."""
 SCHEME_ROLES = ("weight", "bias")

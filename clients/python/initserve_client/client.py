@@ -34,6 +34,8 @@ from initserve_client.errors import InvalidSpec, error_from_response
 from initserve_client.integrity import RangeHasher, verify_file
 from initserve_client.specs import (
     Scheme,
+    Shard,
+    Slice,
     TensorParams,
     TensorSpec,
     check_path,
@@ -41,6 +43,7 @@ from initserve_client.specs import (
     propagation_body,
     tensor_names,
     tensor_spec,
+    tensor_window,
 )
 
 Array = np.ndarray[Any, Any]
@@ -121,42 +124,56 @@ class Client(ClientBase):
 
     # --- tensors ----------------------------------------------------------------------------------------
 
-    def tensor(self, method: MethodName | TensorSpec, shape: Sequence[int] | None = None,
-               **params: Unpack[TensorParams]) -> Array:
+    def tensor(self, method: MethodName | TensorSpec, shape: Sequence[int] | None = None, *,
+               slice: Slice | None = None, shard: Shard | None = None, **params: Unpack[TensorParams]) -> Array:
         """One tensor as a numpy array (``POST /v1/tensor?format=raw``): a method (or alias), a shape and the
         common fields and method parameters as keywords, or a :class:`TensorSpec` alone. bfloat16 comes back
-        as ``ml_dtypes.bfloat16``, or float32 with the same values without ml_dtypes."""
+        as ``ml_dtypes.bfloat16``, or float32 with the same values without ml_dtypes.
+
+        ``slice`` (``[(start, stop), …]`` per leading dimension) and/or ``shard`` (``{"dim", "index", "count"}``
+        or ``(dim, index, count)``, ``torch.tensor_split`` semantics, taken within the slice) answer only that
+        part of the tensor, in its shape; the ``count`` shards concatenate along ``dim`` to the whole tensor."""
         spec = tensor_spec(method, shape, params)
-        buffer, headers = self._bytes(tensor_call(spec, "raw"))
-        return decode_tensor(buffer, headers, spec)
+        window = tensor_window(slice, shard)
+        buffer, headers = self._bytes(tensor_call(spec, "raw", window))
+        return decode_tensor(buffer, headers, spec, window)
 
     def download_tensor(self, method: MethodName | TensorSpec, shape: Sequence[int] | None = None,
                         path: str | os.PathLike[str] | None = None, *, format: TensorFormat = "npy",
+                        slice: Slice | None = None, shard: Shard | None = None,
                         **params: Unpack[TensorParams]) -> Path:
         """Stream one tensor to ``path`` as ``format`` (npy, safetensors, json, raw), atomically; returns the path.
-        With a :class:`TensorSpec`, pass ``shape=None`` (``download_tensor(spec, path="w.npy")``)."""
+        With a :class:`TensorSpec`, pass ``shape=None`` (``download_tensor(spec, path="w.npy")``). ``slice`` and
+        ``shard``: only that part of the tensor, as in :meth:`tensor`."""
         if isinstance(method, TensorSpec) and isinstance(shape, str | os.PathLike):
             raise InvalidSpec("shape", shape, "with a TensorSpec, pass the file as path=: download_tensor(spec, path=...)")
         spec = tensor_spec(method, shape, params)
-        return self._download(tensor_call(spec, format), check_path(path))
+        window = tensor_window(slice, shard)
+        return self._download(tensor_call(spec, format, window), check_path(path))
 
     # --- models -----------------------------------------------------------------------------------------
 
     def manifest(self, layers: Sequence[Mapping[str, Any]], *, framework: Framework = "torch",
                  scheme: Scheme = "framework", seed: int = 0, dtype: ModelDType = "float32",
-                 n_layer: int | None = None, tensors: Sequence[str] | None = None) -> dict[str, Any]:
+                 n_layer: int | None = None, tensors: Sequence[str] | None = None,
+                 slices: Mapping[str, Slice] | None = None, shards: Mapping[str, Shard] | None = None) -> dict[str, Any]:
         """The manifest of a model (``POST /v1/model?format=manifest``): per tensor its name, shape, dtype,
-        resolved initialization, byte range in the safetensors answer and SHA-256."""
-        body = model_body(layers, framework, scheme, seed, dtype, n_layer)
+        resolved initialization, byte range in the safetensors answer and SHA-256. With ``slices``/``shards``
+        (tensor name → window, as :meth:`tensor`'s ``slice``/``shard``), those of the windows, and each
+        tensor's ``window`` (its box, or None)."""
+        body = model_body(layers, framework, scheme, seed, dtype, n_layer, slices=slices, shards=shards)
         return json_object(self._body(model_call(body, "manifest", tensor_names(tensors))))
 
     def model(self, layers: Sequence[Mapping[str, Any]], *, framework: Framework = "torch",
               scheme: Scheme = "framework", seed: int = 0, dtype: ModelDType = "float32", n_layer: int | None = None,
-              tensors: Sequence[str] | None = None, verify: bool = True) -> dict[str, Array]:
+              tensors: Sequence[str] | None = None, slices: Mapping[str, Slice] | None = None,
+              shards: Mapping[str, Shard] | None = None, verify: bool = True) -> dict[str, Array]:
         """Every tensor of a model (``POST /v1/model``, safetensors), by name in the service's order. With
         ``verify``, each tensor's SHA-256 is checked against the manifest of the same request
-        (:class:`~initserve_client.errors.IntegrityError` on a difference)."""
-        body = model_body(layers, framework, scheme, seed, dtype, n_layer)
+        (:class:`~initserve_client.errors.IntegrityError` on a difference). ``slices``/``shards`` (tensor name
+        → window, as :meth:`tensor`'s ``slice``/``shard``): only those parts of the named tensors, verified
+        against the manifest of the same windows."""
+        body = model_body(layers, framework, scheme, seed, dtype, n_layer, slices=slices, shards=shards)
         names = tensor_names(tensors)
         manifest = json_object(self._body(model_call(body, "manifest", names))) if verify else None
         bar = self._bar("model", leave=False)
@@ -170,11 +187,13 @@ class Client(ClientBase):
     def download_model(self, layers: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *,
                        format: ModelFormat = "safetensors", verify: bool = True, framework: Framework = "torch",
                        scheme: Scheme = "framework", seed: int = 0, dtype: ModelDType = "float32",
-                       n_layer: int | None = None, tensors: Sequence[str] | None = None) -> Path:
+                       n_layer: int | None = None, tensors: Sequence[str] | None = None,
+                       slices: Mapping[str, Slice] | None = None, shards: Mapping[str, Shard] | None = None) -> Path:
         """Stream a model to ``path`` as ``format`` (safetensors, npz, json, manifest), atomically; returns the
         path. With ``verify`` (not for ``manifest``), each tensor's SHA-256 is checked against the manifest
-        before the file is put in place (safetensors while it streams, npz and json by decoding the file)."""
-        body = model_body(layers, framework, scheme, seed, dtype, n_layer)
+        before the file is put in place (safetensors while it streams, npz and json by decoding the file).
+        ``slices``/``shards``: only those parts of the named tensors, as in :meth:`model`."""
+        body = model_body(layers, framework, scheme, seed, dtype, n_layer, slices=slices, shards=shards)
         names = tensor_names(tensors)
         call = model_call(body, format, names)
         target = check_path(path)

@@ -7,6 +7,11 @@ float, a bool for an int, NaN), a bad shape, dtype, layout or seed raises :class
 the field (dotted path, as the service names it). Ranges (``std >= 0``, ``low < high``, sizes, what a
 layer needs) are left to the service, the final judge, which answers :class:`InvalidRequest`.
 
+Windows (``slice`` and ``shard`` of a tensor, ``slices`` and ``shards`` per tensor of a model) are not
+part of a spec: :func:`tensor_window` and :func:`model_windows` check them on their own (integers,
+``start <= stop``, ``count >= 1``, ``0 <= index < count``); whether they fit the tensor's shape, and
+whether a model has the named tensors, is the service's to judge.
+
 Values are normalised on the way: numpy scalars become Python numbers, tuples become lists, ``None``
 for an optional parameter means "the service's default" and is not sent.
 """
@@ -33,6 +38,7 @@ from initserve_client.catalog import (
     MODEL_DTYPES,
     PRESETS,
     SCHEME_ROLES,
+    SHARD_FIELDS,
     Bounds,
     Distribution,
     DType,
@@ -52,6 +58,21 @@ MAX_NAME_LENGTH = 1024
 
 Scheme = Preset | Mapping[str, Any]
 """A preset name, or explicit rules ``{"weight": init, "bias": init}`` (an init: ``{"method": ..., **params}``)."""
+
+class ShardDict(TypedDict):
+    """Part ``index`` of ``torch.tensor_split(tensor, count, dim)`` (``dim`` < 0 counts from the end)."""
+
+    dim: int
+    index: int
+    count: int
+
+
+Slice = Sequence[Sequence[int]]
+"""A box of a tensor: ``[start, stop)`` per leading dimension, ``[(0, 128), (64, 96)]`` (missing trailing
+dimensions: whole)."""
+Shard = ShardDict | Mapping[str, int] | tuple[int, int, int]
+"""Part ``index`` of ``torch.tensor_split(tensor, count, dim)``: ``{"dim": 0, "index": rank, "count": world}``
+or the tuple ``(dim, index, count)``. The ``count`` parts concatenate (along ``dim``) to the whole tensor."""
 
 
 class TensorParams(TypedDict, total=False):
@@ -181,18 +202,51 @@ def check_init(value: Any, field: str) -> dict[str, Any]:
     return {"method": method, **check_params(method, params, f"{field}.")}
 
 
+def check_pairs(value: Any, field: str, ordered: bool = False) -> list[list[int]]:
+    """``[[start, stop], …]`` of integers >= 0 (a numpy array too); with ``ordered``, each ``start <= stop``."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidSpec(field, value, "must be a list of [start, stop] pairs")
+    pairs = []
+    for index, pair in enumerate(value):
+        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InvalidSpec(f"{field}.{index}", pair, "must be a [start, stop] pair")
+        start, stop = (check_int(bound, f"{field}.{index}.{end}", minimum=0) for end, bound in enumerate(pair))
+        if ordered and start > stop:
+            raise InvalidSpec(f"{field}.{index}", [start, stop], "must be a [start, stop] pair with start <= stop")
+        pairs.append([start, stop])
+    return pairs
+
+
 def check_zero_rows(value: Any, field: str = "zero_rows") -> list[list[int]] | None:
     """``[[start, stop], …]`` ranges along the first axis, or None."""
     if value is None:
         return None
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise InvalidSpec(field, value, "must be a list of [start, stop] pairs")
-    rows = []
-    for index, pair in enumerate(value):
-        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise InvalidSpec(f"{field}.{index}", pair, "must be a [start, stop] pair")
-        rows.append([check_int(bound, f"{field}.{index}.{end}", minimum=0) for end, bound in enumerate(pair)])
-    return rows
+    return check_pairs(value, field)
+
+
+def check_shard(value: Any, field: str = "shard") -> ShardDict:
+    """``{"dim", "index", "count"}`` (or a ``(dim, index, count)`` tuple): integers, ``count >= 1``,
+    ``0 <= index < count``; ``dim`` may be negative (from the end, as torch). Whether ``dim`` exists is the
+    service's to judge."""
+    if isinstance(value, Mapping):
+        for key in value:
+            if key not in SHARD_FIELDS:
+                raise InvalidSpec(f"{field}.{key}", value[key], "unknown key; a shard is {dim, index, count}")
+        for key in SHARD_FIELDS:
+            if key not in value:
+                raise InvalidSpec(f"{field}.{key}", None, "is required: a shard is {dim, index, count}")
+        dim, index, count = (value[key] for key in SHARD_FIELDS)
+    elif isinstance(value, tuple | list) and len(value) == 3:
+        dim, index, count = value
+    else:
+        raise InvalidSpec(field, value, 'must be {"dim": d, "index": i, "count": n} or a (dim, index, count) tuple')
+    shard = ShardDict(dim=check_int(dim, f"{field}.dim"), index=check_int(index, f"{field}.index", minimum=0),
+                      count=check_int(count, f"{field}.count", minimum=1))
+    if shard["index"] >= shard["count"]:
+        raise InvalidSpec(f"{field}.index", index, f"must be < count ({shard['count']})")
+    return shard
 
 
 def jsonable(value: Any, field: str) -> Any:
@@ -287,6 +341,84 @@ class TensorSpec:
         return body
 
 
+Box = tuple[tuple[int, int], ...]
+"""``[start, stop)`` per dimension of a tensor."""
+
+
+def split_bounds(n: int, index: int, count: int) -> tuple[int, int]:
+    """``[start, stop)`` of part ``index`` of ``torch.tensor_split`` of a length-``n`` axis into ``count`` parts
+    (the first ``n % count`` parts have one more element)."""
+    size, extra = divmod(n, count)
+    start = index * size + min(index, extra)
+    return start, start + size + (1 if index < extra else 0)
+
+
+@dataclass(frozen=True)
+class TensorWindow:
+    """The part of one tensor a request asks for: a ``slice`` and/or a ``shard`` (taken within the slice), as
+    ``POST /v1/tensor`` takes them. Build it with :func:`tensor_window` (validated there)."""
+
+    slice: tuple[tuple[int, int], ...] | None = None
+    shard: ShardDict | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The window's fields of a ``POST /v1/tensor`` body."""
+        body: dict[str, Any] = {}
+        if self.slice is not None:
+            body["slice"] = [list(pair) for pair in self.slice]
+        if self.shard is not None:
+            body["shard"] = dict(self.shard)
+        return body
+
+    def box(self, shape: Sequence[int]) -> Box | None:
+        """The box of a tensor of ``shape`` this window is (what ``X-Initserve-Window`` reports), or None when
+        it is the whole tensor (the service answers it as no window) or does not fit the shape (the service
+        refuses such a request)."""
+        slices = self.slice or ()
+        if len(slices) > len(shape) or any(not stop <= n for (_, stop), n in zip(slices, shape, strict=False)):
+            return None
+        box = [*slices, *((0, n) for n in shape[len(slices):])]
+        if self.shard is not None:
+            dim = self.shard["dim"]
+            if not -len(shape) <= dim < len(shape):
+                return None
+            start, stop = box[dim]
+            low, high = split_bounds(stop - start, self.shard["index"], self.shard["count"])
+            box[dim] = (start + low, start + high)
+        return None if all(pair == (0, n) for pair, n in zip(box, shape, strict=True)) else tuple(box)
+
+
+def tensor_window(slice: Slice | None = None, shard: Shard | None = None) -> TensorWindow | None:
+    """The window of a ``tensor``/``download_tensor`` call (None: the whole tensor), validated."""
+    if slice is None and shard is None:
+        return None
+    pairs = None if slice is None else tuple((start, stop) for start, stop in check_pairs(slice, "slice", True))
+    return TensorWindow(pairs, None if shard is None else check_shard(shard))
+
+
+def model_windows(slices: Mapping[str, Slice] | None, shards: Mapping[str, Shard] | None) -> dict[str, Any]:
+    """The ``slices`` and ``shards`` fields of a ``POST /v1/model`` body (tensor name → window), validated;
+    empty or None ones are left out (they would change the answer's metadata, not its tensors)."""
+    fields: dict[str, Any] = {}
+    for key, windows, check in (("slices", slices, _check_slice), ("shards", shards, check_shard)):
+        if windows is None:
+            continue
+        if not isinstance(windows, Mapping):
+            raise InvalidSpec(key, windows, "must map tensor names to windows")
+        checked = {}
+        for name, window in windows.items():
+            if not isinstance(name, str) or not name:
+                raise InvalidSpec(f"{key}.{name}", name, "keys must be tensor names")
+            checked[name] = check(window, f"{key}.{name}")
+        if checked:
+            fields[key] = checked
+    return fields
+
+
+def _check_slice(value: Any, field: str) -> list[list[int]]:
+    return check_pairs(value, field, ordered=True)
+
+
 def tensor_spec(method: MethodName | TensorSpec, shape: Sequence[int] | None, params: Mapping[str, Any]) -> TensorSpec:
     """The spec of a call given either a :class:`TensorSpec` (and nothing else) or a method, shape and kwargs."""
     if isinstance(method, TensorSpec):
@@ -345,8 +477,9 @@ def check_scheme(scheme: Any, field: str = "scheme") -> str | dict[str, Any]:
 
 
 def model_body(layers: Sequence[Mapping[str, Any]], framework: Framework, scheme: Scheme, seed: int,
-               dtype: ModelDType, n_layer: int | None) -> dict[str, Any]:
-    """The body of ``POST /v1/model`` (and of a model sent to ``POST /v1/stats``)."""
+               dtype: ModelDType, n_layer: int | None, *, slices: Mapping[str, Slice] | None = None,
+               shards: Mapping[str, Shard] | None = None) -> dict[str, Any]:
+    """The body of ``POST /v1/model`` (and, without windows, of a model sent to ``POST /v1/stats``)."""
     body: dict[str, Any] = {
         "layers": check_layers(layers),
         "framework": check_choice(framework, FRAMEWORKS, "framework"),
@@ -356,7 +489,7 @@ def model_body(layers: Sequence[Mapping[str, Any]], framework: Framework, scheme
     }
     if n_layer is not None:
         body["n_layer"] = check_int(n_layer, "n_layer")
-    return body
+    return body | model_windows(slices, shards)
 
 
 def propagation_body(layers: Sequence[Mapping[str, Any]], framework: Framework, scheme: Scheme, seed: int,

@@ -1,6 +1,7 @@
 """The client's tables against the service's OpenAPI document (``openapi/openapi.json`` of the repository).
 
 Methods and aliases, each method's parameters (JSON type, enum, required, nullable), the common spec fields,
+the window fields (``slice``/``shard`` of a tensor, ``slices``/``shards`` of a model, the shard's keys),
 dtypes, layouts, formats, frameworks, presets, nonlinearities, the model and propagation body fields, and
 every endpoint the client calls with the query parameters it sends. Skipped when the document is absent
 (the client installed alone).
@@ -87,6 +88,35 @@ def test_common_spec_fields(document: dict[str, Any]) -> None:
     props = spec_schemas(document)[0]["properties"]
     assert (defaults.dtype, defaults.layout, defaults.seed, defaults.name) == tuple(
         props[field]["default"] for field in ("dtype", "layout", "seed", "name"))
+
+
+def pairs_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """The ``[[start, stop], …]`` schema of a nullable property (``slice``, ``zero_rows``, a model's ``slices``)."""
+    (value,) = [option for option in prop.get("anyOf", [prop]) if option.get("type") != "null"]
+    return value
+
+
+def test_window_fields(document: dict[str, Any]) -> None:
+    pair_list = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2,
+                                            "maxItems": 2}}
+    shard_ref = {"$ref": "#/components/schemas/ShardSpec"}
+    shard = schema(document, shard_ref["$ref"])
+    assert set(shard["properties"]) == set(shard["required"]) == set(catalog.SHARD_FIELDS)
+    assert all(shard["properties"][key]["type"] == "integer" for key in catalog.SHARD_FIELDS)
+    assert shard["additionalProperties"] is False  # an unknown key is refused: the client refuses it first
+    for spec in spec_schemas(document):
+        props = spec["properties"]
+        assert set(catalog.WINDOW_FIELDS) <= set(props) and not set(catalog.WINDOW_FIELDS) & set(spec["required"])
+        assert pairs_schema(props["slice"]) == pair_list
+        assert pairs_schema(props["shard"]) == shard_ref
+    model = schema(document, "ModelRequest")
+    assert set(catalog.MODEL_WINDOW_FIELDS) <= set(catalog.MODEL_FIELDS)
+    assert not set(catalog.MODEL_WINDOW_FIELDS) & set(model.get("required", []))
+    slices, shards = (pairs_schema(model["properties"][key]) for key in catalog.MODEL_WINDOW_FIELDS)
+    assert slices == {"type": "object", "additionalProperties": pair_list}
+    assert shards == {"type": "object", "additionalProperties": shard_ref}
+    for query in ("slice", "shard"):  # the GET form exists too (the client always POSTs)
+        assert any(p["name"] == query for p in document["paths"]["/v1/tensor"]["get"]["parameters"])
 
 
 def literal_values(hint: Any) -> set[Any]:

@@ -51,3 +51,19 @@ async def test_async_client(server: str, tmp_path: Path) -> None:
         path = await client.download_model(LAYERS, tmp_path / "model.safetensors", scheme="xavier", seed=1)
         check_file_against_manifest(path, manifest)
         assert (await client.fans([64, 32, 3, 3]))["fan_in"] == 288
+
+
+def test_windows_over_tcp(server: str, tmp_path: Path) -> None:
+    whole = core.resolve(**SPEC).region()
+    with Client(server, timeout=30, progress=False) as client:
+        parts = [client.tensor("kaiming_uniform", [64, 32, 3, 3], seed=42, name="conv1.weight",
+                               shard={"dim": 1, "index": rank, "count": 3}) for rank in range(3)]
+        assert np.concatenate(parts, axis=1).tobytes() == whole.tobytes()
+        box = client.tensor("kaiming_uniform", [64, 32, 3, 3], seed=42, name="conv1.weight", slice=[(10, 20), (5, 6)])
+        assert box.tobytes() == np.ascontiguousarray(whole[10:20, 5:6]).tobytes()
+        shards = {"conv.weight": {"dim": 0, "index": 1, "count": 2}, "fc2.weight": {"dim": 1, "index": 0, "count": 2}}
+        weights = client.model(LAYERS, seed=3, shards=shards, verify=True)
+        manifest = client.manifest(LAYERS, seed=3, shards=shards)
+        assert weights["conv.weight"].shape == (2, 3, 3, 3) and weights["fc2.weight"].shape == (2, 4)
+        path = client.download_model(LAYERS, tmp_path / "part.safetensors", seed=3, shards=shards)
+        check_file_against_manifest(path, manifest)

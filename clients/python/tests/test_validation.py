@@ -92,6 +92,30 @@ CASES: list[tuple[str, Call, str]] = [
     ("tensors as a string", lambda c: c.model([LAYER], tensors="0.weight,0.bias"), "tensors"),
     ("tensor name with a comma", lambda c: c.model([LAYER], tensors=["a,b"]), "tensors.0"),
     ("model format", lambda c: c.download_model([LAYER], "m", format="raw"), "format"),
+    ("shard index = count", lambda c: c.tensor("normal", [4, 4], shard={"dim": 0, "index": 2, "count": 2}),
+     "shard.index"),
+    ("shard negative index", lambda c: c.tensor("normal", [4, 4], shard=(0, -1, 2)), "shard.index"),
+    ("shard count 0", lambda c: c.tensor("normal", [4, 4], shard={"dim": 0, "index": 0, "count": 0}), "shard.count"),
+    ("shard float dim", lambda c: c.tensor("normal", [4, 4], shard=(0.0, 0, 2)), "shard.dim"),
+    ("shard bool count", lambda c: c.tensor("normal", [4, 4], shard=(0, 0, True)), "shard.count"),
+    ("shard unknown key", lambda c: c.tensor("normal", [4], shard={"dim": 0, "index": 0, "count": 1, "axis": 0}),
+     "shard.axis"),
+    ("shard missing key", lambda c: c.tensor("normal", [4], shard={"dim": 0, "count": 2}), "shard.index"),
+    ("shard pair", lambda c: c.tensor("normal", [4], shard=(0, 1)), "shard"),
+    ("shard string", lambda c: c.tensor("normal", [4], shard="0:1:2"), "shard"),
+    ("slice start > stop", lambda c: c.tensor("normal", [4, 4], slice=[(0, 4), (3, 1)]), "slice.1"),
+    ("slice negative", lambda c: c.tensor("normal", [4, 4], slice=[(-1, 2)]), "slice.0.0"),
+    ("slice float", lambda c: c.tensor("normal", [4, 4], slice=[(0, 2.0)]), "slice.0.1"),
+    ("slice not pairs", lambda c: c.tensor("normal", [4, 4], slice=[0, 2]), "slice.0"),
+    ("slice string", lambda c: c.tensor("normal", [4, 4], slice="0:2"), "slice"),
+    ("download_tensor shard", lambda c: c.download_tensor("normal", [4], "w.npy", shard=(0, 3, 3)), "shard.index"),
+    ("model shard", lambda c: c.model([LAYER], shards={"0.weight": {"dim": 1, "index": 4, "count": 4}}),
+     "shards.0.weight.index"),
+    ("model slice", lambda c: c.manifest([LAYER], slices={"0.weight": [(2, 1)]}), "slices.0.weight.0"),
+    ("model slices not a mapping", lambda c: c.model([LAYER], slices=[(0, 1)]), "slices"),
+    ("model shards name", lambda c: c.download_model([LAYER], "m", shards={3: (0, 0, 1)}), "shards.3"),
+    ("download_model shard", lambda c: c.download_model([LAYER], "m", shards={"0.bias": (0, 0, -1)}),
+     "shards.0.bias.count"),
     ("stats without anything", lambda c: c.stats(), "method"),
     ("stats with both", lambda c: c.stats("normal", [2], layers=[LAYER]), "layers"),
     ("stats model option for a tensor", lambda c: c.stats("normal", [2], scheme="he"), "scheme"),
@@ -147,6 +171,21 @@ def test_numpy_values_are_sent_as_plain_json(sent: list[httpx.Request], client: 
     with pytest.raises(InitserveError):
         client.gain("leaky_relu", np.float32(0.25))
     assert sent[-1].url.params["negative_slope"] == "0.25"
+
+
+def test_windows_are_sent_as_plain_json(sent: list[httpx.Request], client: Client) -> None:
+    with pytest.raises(InitserveError):
+        client.tensor("normal", [4, 6], slice=np.array([[1, 3]]), shard=(np.int64(-1), np.int32(1), np.uint8(2)))
+    body = json.loads(sent[-1].content)
+    assert body["slice"] == [[1, 3]] and body["shard"] == {"dim": -1, "index": 1, "count": 2}  # dim < 0: from the end
+    with pytest.raises(InitserveError):
+        client.model([LAYER], slices={"0.weight": [(np.int64(0), 1)]}, shards={"0.bias": {"count": 2, "index": 1,
+                                                                                           "dim": 0}})
+    body = json.loads(sent[-1].content)
+    assert body["slices"] == {"0.weight": [[0, 1]]} and body["shards"] == {"0.bias": {"dim": 0, "index": 1, "count": 2}}
+    with pytest.raises(InitserveError):
+        client.tensor("normal", [4])
+    assert not {"slice", "shard"} & set(json.loads(sent[-1].content))
 
 
 def test_none_means_the_default(sent: list[httpx.Request], client: Client) -> None:

@@ -121,9 +121,15 @@ def check_model_limits(model: Model, fmt: ModelAnswer, settings: Settings, windo
                        f"{settings.max_json_elements} elements (INITSERVE_MAX_JSON_ELEMENTS); use safetensors or npz")
 
 
+def _no_windows(request: ModelRequest) -> set[str]:
+    """``slices``/``shards`` given empty: they select nothing, so they stay out of the answer's bytes."""
+    return {field for field in ("slices", "shards") if getattr(request, field) == {}}
+
+
 def _metadata(request: ModelRequest, applied: Applied | None) -> dict[str, str]:
     metadata = {
-        "initserve.model": orjson.dumps(request.model_dump(mode="json", exclude_unset=True)).decode(),
+        "initserve.model": orjson.dumps(request.model_dump(mode="json", exclude_unset=True, exclude=_no_windows(
+            request))).decode(),
         "initserve.algorithm_version": ALGORITHM_VERSION,
     }
     if applied is not None:

@@ -46,8 +46,8 @@ def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, set
     if isinstance(request, ModelRequest):
         for field in ("slices", "shards"):
             if getattr(request, field) is not None:
-                raise SpecError(field, getattr(request, field), "/v1/stats describes whole tensors; slices and "
-                                "shards are for /v1/model")
+                raise SpecError(field, request.model_dump(mode="json", include={field})[field],
+                                "/v1/stats describes whole tensors; slices and shards are for /v1/model")
         model = resolve_model(**request.core_arguments())
         check_model_limits(model, "safetensors", settings)
         tensors = [t.tensor for t in model.tensors]

@@ -79,7 +79,8 @@ def shard_box(shape: Sequence[int], dim: Any, index: Any, count: Any) -> Box:
 def window_box(shape: Sequence[int], slices: Any = None, shard: Any = None) -> Box | None:
     """The box of a ``slice`` and/or a ``shard`` (``{"dim", "index", "count"}``, taken within the slice).
 
-    ``None`` when neither is given (the whole tensor).
+    ``None`` when neither is given, and when the window is the whole tensor: the same bytes are then one
+    answer (one ETag, one canonical URL), not two.
     """
     if slices is None and shard is None:
         return None
@@ -89,7 +90,7 @@ def window_box(shape: Sequence[int], slices: Any = None, shard: Any = None) -> B
             raise SpecError("shard", shard, 'must be {"dim": int, "index": int, "count": int}')
         within = shard_box([b - a for a, b in box], shard["dim"], shard["index"], shard["count"])
         box = tuple((a + start, a + stop) for (a, _), (start, stop) in zip(box, within, strict=True))
-    return box
+    return None if all(pair == (0, n) for pair, n in zip(box, shape, strict=True)) else box
 
 
 def box_json(box: Box) -> str:
