@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from initserve.api.query import canonical_query, format_number
+from initserve.core import ALGORITHM_VERSION
 
-from .cases import SPECS, load_npy, query_of, spec_id
+from .cases import SPECS, assert_problem, load_npy, query_of, spec_id
 from .model_cases import mlp, post_model
 
 FORMATS = ("npy", "safetensors", "raw", "json")
@@ -57,8 +58,9 @@ def test_spellings_of_one_request_share_one_url(client):
     urls = {location(client.post("/v1/tensor", json=spec)) for spec in spellings}
     urls.add(location(client.get("/v1/tensor?shape=8,4&method=he_normal&negative_slope=0")))
     assert len(urls) == 1
-    assert urls.pop() == ("/v1/tensor?dtype=float32&format=npy&layout=torch&method=kaiming_normal&mode=fan_in"
-                          "&name=&negative_slope=0&nonlinearity=leaky_relu&seed=0&shape=8,4&truncated=false")
+    assert urls.pop() == ("/v1/tensor?algorithm_version=1&dtype=float32&format=npy&layout=torch"
+                          "&method=kaiming_normal&mode=fan_in&name=&negative_slope=0&nonlinearity=leaky_relu&seed=0"
+                          "&shape=8,4&truncated=false")
 
 
 def test_a_shard_and_its_slice_share_one_url(client):
@@ -92,9 +94,20 @@ def test_names_and_zero_rows_are_percent_encoded_and_read_back(client):
 def test_canonical_query_sorts_flattens_and_writes_windows():
     canonical = {"method": "normal", "params": {"std": 0.02, "mean": -0.0}, "shape": [], "dtype": "float16",
                  "layout": "torch", "seed": 2**64 - 1, "name": ""}
-    assert canonical_query(canonical, "raw", ((0, 1), (2, 3))) == (
-        "dtype=float16&format=raw&layout=torch&mean=-0&method=normal&name=&seed=18446744073709551615"
+    assert canonical_query(canonical, "raw", ((0, 1), (2, 3)), "7") == (
+        "algorithm_version=7&dtype=float16&format=raw&layout=torch&mean=-0&method=normal&name=&seed=18446744073709551615"
         "&shape=&slice=0:1,2:3&std=0.02")
+
+
+def test_urls_name_the_algorithm_version_and_other_versions_are_refused(client):
+    url = location(client.post("/v1/tensor", json={"method": "normal", "shape": [3]}))
+    assert url.startswith(f"/v1/tensor?algorithm_version={ALGORITHM_VERSION}&")
+    other = url.replace(f"algorithm_version={ALGORITHM_VERSION}", "algorithm_version=0")
+    assert_problem(client.get(other), 422, "algorithm_version", "0")
+    assert_problem(client.post("/v1/tensor?algorithm_version=0", json={"method": "normal", "shape": [3]}), 422,
+                   "algorithm_version", "0")
+    assert client.post(f"/v1/tensor?algorithm_version={ALGORITHM_VERSION}",
+                       json={"method": "normal", "shape": [3]}).status_code == 200
 
 
 def test_numbers_are_written_as_ecmascript_writes_them():

@@ -154,7 +154,7 @@ def test_head_answers_the_headers_and_generates_nothing(monkeypatch: pytest.Monk
         head = client.head(query)
         assert head.status_code == 200 and head.content == b"" and generated == []
         assert head.headers["content-length"] == str(4 << 30)
-        assert head.headers["content-location"].startswith("/v1/tensor?dtype=float32&format=raw&")
+        assert "&dtype=float32&format=raw&" in head.headers["content-location"]
         partial = client.head(query, headers={"Range": "bytes=-1024"})
         assert partial.status_code == 206 and partial.headers["content-length"] == "1024"
         assert partial.headers["content-range"] == f"bytes {(4 << 30) - 1024}-{(4 << 30) - 1}/{4 << 30}"

@@ -60,7 +60,8 @@ def test_get_tensor_documents_every_method_parameter():
     document = json.loads(COMMITTED.read_text(encoding="utf-8"))
     documented = {p["name"] for p in document["paths"]["/v1/tensor"]["get"]["parameters"]}
     declared = {param.name for method in METHODS for param in method.params}
-    assert {"method", "shape", "dtype", "layout", "seed", "name", "zero_rows", "slice", "shard", "format"} | declared \
+    assert {"method", "shape", "dtype", "layout", "seed", "name", "zero_rows", "slice", "shard", "format",
+            "algorithm_version"} | declared \
         == documented
 
 

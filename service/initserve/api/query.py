@@ -141,17 +141,19 @@ def _query_value(value: Any) -> str:
     raise TypeError(f"no query form for {value!r}")
 
 
-def canonical_query(canonical: Mapping[str, Any], fmt: str, box: Box | None = None) -> str:
-    """The canonical query string of ``GET /v1/tensor`` for a canonical spec, a format and a window.
+def canonical_query(canonical: Mapping[str, Any], fmt: str, box: Box | None, algorithm_version: str) -> str:
+    """The canonical query string of ``GET /v1/tensor`` for a canonical spec, a format, a window and a version.
 
-    Every field of the canonical spec (``params`` flattened), ``format``, and ``slice`` (the window's
-    box, whether it was asked for as a slice or a shard) when there is one; names sorted; values as
+    Every field of the canonical spec (``params`` flattened), ``format``, ``algorithm_version`` (so that a
+    cache never mixes the bytes of two versions), and ``slice`` (the window's box, whether it was asked
+    for as a slice or a shard) when there is one; names sorted; values as
     :func:`_query_value` writes them, percent-encoded as UTF-8 except RFC 3986 unreserved characters
     and ``,`` ``:``. Equal requests get equal strings, and the string reads back as the same request.
     """
     fields = {key: value for key, value in canonical.items() if key != "params"}
     fields |= dict(canonical.get("params", {}))
     fields["format"] = fmt
+    fields["algorithm_version"] = algorithm_version
     if box is not None:
         fields["slice"] = [list(pair) for pair in box]
     return "&".join(f"{quote(key, safe='')}={quote(_query_value(fields[key]), safe=UNESCAPED)}"

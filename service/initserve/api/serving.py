@@ -51,7 +51,7 @@ from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
 from initserve.api.query import canonical_query
 from initserve.api.settings import Settings
-from initserve.core import ALGORITHM_VERSION, Tensor, Window, box_json, resolve, window_box
+from initserve.core import ALGORITHM_VERSION, SpecError, Tensor, Window, box_json, resolve, window_box
 from initserve.core.plans import Box
 from initserve.formats import Format, TensorSource, encode
 
@@ -123,9 +123,16 @@ def check_limits(tensor: Tensor, fmt: Format, settings: Settings, box: Box | Non
         )
 
 
+def check_version(version: str | None) -> None:
+    """Refuse (422) a request that expects another ``algorithm_version`` than this service generates."""
+    if version is not None and version != ALGORITHM_VERSION:
+        raise SpecError("algorithm_version", version, f"this service generates algorithm_version {ALGORITHM_VERSION}; "
+                        "the bytes of another version are not available here")
+
+
 def tensor_url(tensor: Tensor, fmt: Format, box: Box | None = None) -> str:
     """The canonical ``GET /v1/tensor`` URL (path and query) of ``tensor`` (its ``box``) as ``fmt``."""
-    return f"{TENSOR_PATH}?{canonical_query(tensor.spec.canonical(), fmt, box)}"
+    return f"{TENSOR_PATH}?{canonical_query(tensor.spec.canonical(), fmt, box, ALGORITHM_VERSION)}"
 
 
 def spec_json(tensor: Tensor) -> str:

@@ -16,7 +16,7 @@ from initserve.api.schemas import (
     tensor_query_parameters,
     window_arguments,
 )
-from initserve.api.serving import tensor_response
+from initserve.api.serving import check_version, tensor_response
 from initserve.api.settings import SettingsDep
 from initserve.formats import Format
 
@@ -29,6 +29,15 @@ FormatQuery = Annotated[
         description="npy (default; no bfloat16), safetensors (unnamed tensors are stored as 'weight'), "
         "json ({name, shape, dtype, algorithm_version, data}), raw (little-endian bytes; "
         "X-Initserve-Shape and X-Initserve-Dtype headers)",
+    ),
+]
+
+VersionQuery = Annotated[
+    str | None,
+    Query(
+        alias="algorithm_version",
+        description="optional: the generator version the caller expects (canonical URLs carry it, so a cache never "
+        "mixes versions); another version than the service's is a 422",
     ),
 ]
 
@@ -51,9 +60,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/tensor", response_class=Response, responses=RESPONSES, summary="One tensor from a JSON spec")
-def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
+def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fmt: FormatQuery = "npy",
+                version: VersionQuery = None) -> Response:
     """Generate the tensor described by the JSON body (discriminated by ``method``)."""
-    reject_unknown(request.query_params, allowed=("format",))
+    reject_unknown(request.query_params, allowed=("format", "algorithm_version"))
+    check_version(version)
     return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
 
 
@@ -65,10 +76,12 @@ def post_tensor(spec: TensorRequest, request: Request, settings: SettingsDep, fm
     summary="One tensor from query parameters (cacheable URL)",
     openapi_extra={"parameters": tensor_query_parameters()},
 )
-def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy") -> Response:
+def get_tensor(request: Request, settings: SettingsDep, fmt: FormatQuery = "npy",
+               version: VersionQuery = None) -> Response:
     """Same as ``POST /v1/tensor``: the spec's fields as query parameters (shape comma-separated).
 
     ``HEAD`` answers the headers alone (``Content-Length``, ``ETag``, the canonical ``Content-Location``)
     without generating anything."""
-    spec = spec_from_query(request.query_params)
+    check_version(version)
+    spec = spec_from_query(request.query_params, ignore=("format", "algorithm_version"))
     return tensor_response(spec_arguments(spec), fmt, settings, request, **window_arguments(spec))
