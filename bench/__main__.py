@@ -1,20 +1,28 @@
-"""``python -m bench`` (``make bench``): time generation against torch and rewrite docs/benchmarks.md."""
+"""``python -m bench [generation|ranges]`` (``make bench ARGS=…``): run the benchmarks, each rewriting its section.
+
+Without a name every benchmark runs. ``generation`` times core generation against
+``torch.nn.init``; ``ranges`` times byte ranges of a 4 GiB virtual tensor against a
+whole 1 MiB tensor on a live server. Each replaces only its own section of
+docs/benchmarks.md (see :mod:`bench.sections`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
-from bench import generation, profiling, report
+from bench import generation, profiling, ranges, report, sections
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = "make bench"
-FULL_COMMAND = "make bench ARGS=--full"
+DOCUMENT = ROOT / "docs" / "benchmarks.md"
+BENCHMARKS = ("generation", "ranges")
+FULL_COMMAND = 'make bench ARGS="generation --full"'
 
 
 def _import_torch() -> ModuleType | None:
@@ -25,38 +33,55 @@ def _import_torch() -> ModuleType | None:
     return torch
 
 
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", nargs="?", choices=("all", *BENCHMARKS), default="all",
+                        help="which benchmark to run (default: all)")
     parser.add_argument("--full", "--orthogonal-4096", action="store_true", dest="full",
-                        help="always time our orthogonal 4096², however long it is projected to take")
+                        help="generation: always time our orthogonal 4096², however long it is projected to take")
     parser.add_argument("--orthogonal-limit", type=float, default=generation.DEFAULT_ORTHOGONAL_LIMIT, metavar="S",
-                        help="skip our orthogonal 4096² when projected above S seconds (default %(default)g)")
+                        help="generation: skip our orthogonal 4096² when projected above S seconds "
+                             "(default %(default)g)")
     parser.add_argument("--repeat", type=int, default=3, metavar="K",
-                        help="runs per side and case; the best is reported (default 3)")
+                        help="generation: runs per side and case; the best is reported (default 3)")
+    parser.add_argument("--requests", type=int, default=None, metavar="N",
+                        help="ranges: timed requests per case, after a warm-up (default 30; 5 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run on small sizes (2^20 elements, orthogonal 128²/256²); writes no docs "
-                             "unless --output is given")
+                        help="smoke run on small sizes (generation: 2^20 elements, orthogonal 128²/256²; ranges: "
+                             "64 KiB ranges of a 16 MiB tensor); writes no docs unless "
+                             "--output is given")
     parser.add_argument("--output", type=Path, default=None,
-                        help="markdown file to write (default docs/benchmarks.md; '-' to skip)")
+                        help="markdown file whose sections to replace (default docs/benchmarks.md; '-' to skip)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.requests is None:
+        args.requests = 5 if args.quick else 30
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print the table, write the report."""
-    args = parse(argv)
+def command_line(argv: list[str]) -> str:
+    """How this run was started, as ``make bench`` spells it (recorded in each section)."""
+    if not argv:
+        return "make bench"
+    joined = shlex.join(argv)
+    return f"make bench ARGS={joined}" if len(argv) == 1 else f'make bench ARGS="{joined}"'
+
+
+def run_generation(args: argparse.Namespace, command: str) -> str:
+    """Time generation against torch, print the table; return the generation section."""
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
     torch = _import_torch()
     threads = os.cpu_count() or 1
-    print(f"initserve bench: {threads} threads, torch {torch.__version__ if torch else 'NOT installed (no ratios)'}",
-          flush=True)
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-
+    log(f"generation: {threads} threads, torch {torch.__version__ if torch else 'NOT installed (no ratios)'}")
     if args.quick:
         results = generation.run(torch, args.repeat, args.full, elements_log2=20, orthogonal_sizes=(128, 256),
                                  orthogonal_limit=args.orthogonal_limit, log=log)
@@ -71,16 +96,37 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results, FULL_COMMAND))
     print()
     print(report.where_time_goes(profiles, results, machine.cores))
-    output = args.output if args.output is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
-    if output is not None and str(output) != "-":
-        text = report.markdown(results, profiles, machine, command=COMMAND, full_command=FULL_COMMAND,
-                               started=started, seconds=seconds, torch_threads=threads if torch else None,
-                               orthogonal_limit=args.orthogonal_limit)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        print(f"\nwrote {output} ({seconds:.0f} s)")
     if torch is None:
         print("torch was not importable: initserve's side only, no ratios", file=sys.stderr)
+    return report.markdown(results, profiles, machine, command=command, full_command=FULL_COMMAND,
+                           started=started, seconds=seconds, torch_threads=threads if torch else None,
+                           orthogonal_limit=args.orthogonal_limit)
+
+
+def run_ranges(args: argparse.Namespace, command: str) -> str:
+    """Time range requests on a live server, print the table; return the ranges section."""
+    log("ranges: live server, byte ranges of a virtual tensor against a whole tensor")
+    result = ranges.run(quick=args.quick, requests=args.requests, log=log)
+    print()
+    print(ranges.table(result))
+    print()
+    print(ranges.summary(result))
+    return ranges.markdown(result, report.Machine.detect(None), command=command)
+
+
+RUNNERS = {"generation": run_generation, "ranges": run_ranges}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks; replace each one's section of the report."""
+    args = parse(argv)
+    command = command_line(sys.argv[1:] if argv is None else argv)
+    output = args.output if args.output is not None else (None if args.quick else DOCUMENT)
+    for name in BENCHMARKS if args.benchmark == "all" else (args.benchmark,):
+        section = RUNNERS[name](args, command)
+        if output is not None and str(output) != "-":
+            sections.write(output, name, section)
+            log(f"\nreplaced section {name!r} of {output}\n")
     return 0
 
 

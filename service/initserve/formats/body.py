@@ -83,11 +83,9 @@ class TensorPart:
             if seen > last - first:
                 raise ValueError(f"source {self.source.name!r} yielded more than {last - first} elements")
             for begin in range(0, array.size, step):
-                data = np.ascontiguousarray(array[begin : begin + step]).tobytes()
-                if skip:
-                    data, skip = data[skip:], 0
-                if len(data) > remaining:
-                    data = data[:remaining]
+                raw = np.ascontiguousarray(array[begin : begin + step]).view(np.uint8)
+                data = raw[skip : skip + remaining].tobytes()  # one copy, the range's ends cut off before it
+                skip = 0
                 remaining -= len(data)
                 if data:
                     yield data
