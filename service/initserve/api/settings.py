@@ -8,7 +8,7 @@ their own ``Settings(...)`` with small limits.
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
 from pydantic import Field
@@ -38,6 +38,25 @@ class Settings(BaseSettings):
         default=1 << 28, ge=0, description="largest batch × outputs × fan_in of one layer of /v1/stats/propagation "
         "(else 413)"
     )
+    max_layers: int = Field(default=10_000, ge=1, description="most layers in one /v1/model or /v1/stats request "
+                            "(else 413)")
+    memory_budget: int = Field(
+        default=1 << 30, ge=0, description="bytes of working memory all requests in generation may hold at once, "
+        "by their estimate; a request that would exceed it is a 503 with Retry-After")
+    retry_after: int = Field(default=1, ge=1, description="seconds a 503 (budget full) asks the client to wait")
+    request_timeout: float = Field(default=120.0, gt=0, description="seconds a request may spend generating before "
+                                   "it is stopped (503 before the answer starts, a cut connection after)")
+    shutdown_timeout: float = Field(default=30.0, ge=0, description="seconds `initserve serve` lets in-flight answers "
+                                    "finish after SIGTERM")
+    api_keys: str = Field(default="", description="comma-separated API keys; when any (or api_keys_file) is set, "
+                          "requests need `Authorization: Bearer <key>` (else 401)")
+    api_keys_file: str = Field(default="", description="file of API keys, one per line ('#' comments)")
+    rate_limit: float = Field(default=0.0, ge=0, description="requests per second per API key (per client address "
+                              "without keys), token bucket; 0: no limit (else 429)")
+    rate_burst: int = Field(default=20, ge=1, description="token bucket size of rate_limit")
+    cors_origins: str = Field(default="", description="comma-separated origins allowed by CORS ('*': any); "
+                              "empty: CORS off")
+    log_format: Literal["json", "text", "off"] = Field(default="json", description="access log lines on stderr")
     host: str = Field(default="127.0.0.1", description="address `initserve serve` binds to")
     port: int = Field(default=8000, ge=0, le=65535, description="port `initserve serve` listens on")
     workers: int = Field(default=1, ge=1, description="worker processes of `initserve serve`")
