@@ -1,9 +1,11 @@
-"""``python -m bench [generation|ranges]`` (``make bench ARGS=…``): run the benchmarks, each rewriting its section.
+"""``python -m bench [generation|ranges|load]`` (``make bench ARGS=…``): run the benchmarks, each rewriting its section.
 
 Without a name every benchmark runs. ``generation`` times core generation against
 ``torch.nn.init``; ``ranges`` times byte ranges of a 4 GiB virtual tensor against a
-whole 1 MiB tensor on a live server. Each replaces only its own section of
-docs/benchmarks.md (see :mod:`bench.sections`).
+whole 1 MiB tensor on a live server; ``load`` drives a live multi-worker server with
+concurrent clients and a seeded mix of requests (statuses, latency, peak RSS, health
+after). Each replaces only its own section of docs/benchmarks.md (see
+:mod:`bench.sections`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from bench import generation, profiling, ranges, report, sections
+from bench import generation, load, profiling, ranges, report, sections
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ("generation", "ranges")
+BENCHMARKS = ("generation", "ranges", "load")
 FULL_COMMAND = 'make bench ARGS="generation --full"'
 
 
@@ -52,10 +54,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="generation: runs per side and case; the best is reported (default 3)")
     parser.add_argument("--requests", type=int, default=None, metavar="N",
                         help="ranges: timed requests per case, after a warm-up (default 30; 5 with --quick)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="load: seconds of load (default 60; 5 with --quick)")
+    parser.add_argument("--clients", type=int, default=None, metavar="N",
+                        help="load: concurrent clients (default 32; 8 with --quick)")
+    parser.add_argument("--max-requests", type=int, default=None, metavar="N",
+                        help="load: stop after N requests even before --duration (default 100000; 20000 with --quick)")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="load: worker processes of the server (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run on small sizes (generation: 2^20 elements, orthogonal 128²/256²; ranges: "
-                             "64 KiB ranges of a 16 MiB tensor); writes no docs unless "
-                             "--output is given")
+                             "64 KiB ranges of a 16 MiB tensor; load: 4–16 MiB streams, 8 clients for 5 s); "
+                             "writes no docs unless --output is given")
     parser.add_argument("--output", type=Path, default=None,
                         help="markdown file whose sections to replace (default docs/benchmarks.md; '-' to skip)")
     args = parser.parse_args(argv)
@@ -65,6 +75,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.requests = 5 if args.quick else 30
     if args.requests < 1:
         parser.error("--requests must be at least 1")
+    for name, full, quick in (("duration", 60.0, 5.0), ("clients", 32, 8), ("max_requests", 100_000, 20_000)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
 
 
@@ -114,7 +131,25 @@ def run_ranges(args: argparse.Namespace, command: str) -> str:
     return ranges.markdown(result, report.Machine.detect(None), command=command)
 
 
-RUNNERS = {"generation": run_generation, "ranges": run_ranges}
+def run_load(args: argparse.Namespace, command: str) -> str:
+    """Load a live server with concurrent clients, print the tables; return the load section."""
+    options = load.Options(duration=args.duration, clients=args.clients, max_requests=args.max_requests,
+                           workers=args.workers, quick=args.quick)
+    log("load: live server, concurrent clients, a seeded mix of requests")
+    result = load.run(options, log=log)
+    print()
+    print(load.table(result))
+    print()
+    print(load.summary(result))
+    if result.unexpected_examples:
+        print()
+        print(load.examples(result))
+    if result.health.first_traceback:
+        print(f"\nfirst traceback in the server's output:\n{result.health.first_traceback}")
+    return load.markdown(result, report.Machine.detect(None), command=command)
+
+
+RUNNERS = {"generation": run_generation, "ranges": run_ranges, "load": run_load}
 
 
 def main(argv: list[str] | None = None) -> int:

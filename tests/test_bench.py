@@ -1,8 +1,12 @@
-"""The benchmark harness: section-wise report writing, the range benchmark's expected bytes and checks, a smoke run."""
+"""The benchmark harness: section-wise report writing, the range benchmark's expected bytes and checks, the load
+benchmark's mix and verdicts, smoke runs."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import random
 import sys
 from pathlib import Path
 
@@ -14,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is a top-level package of the repository, not installed
     sys.path.insert(0, str(ROOT))
 
-from bench import ranges, sections
+from bench import load, ranges, sections
 from bench.__main__ import command_line, main
 
 from initserve.core import resolve
@@ -109,3 +113,94 @@ def test_range_benchmark_smoke(tmp_path: Path) -> None:
     assert found["ranges"].startswith("## Ranges")
     assert "`make bench ARGS=\"ranges --quick --requests 2 --output" in found["ranges"]
     assert "| normal 16 MiB, last 64 KiB (raw) | `Range: bytes=-65536` → 206" in found["ranges"]
+
+
+def test_the_load_mix_is_seeded_and_draws_every_kind() -> None:
+    def draw(seed: int) -> list[str]:
+        rng = random.Random(seed)
+        return [kind.build(rng, load.QUICK).describe()
+                for kind in rng.choices(load.KINDS, [k.weight for k in load.KINDS], k=300)]
+
+    assert draw(1) == draw(1) != draw(2)
+    rng = random.Random(0)
+    assert {kind.build(rng, load.FULL).kind for kind in load.KINDS} == {kind.name for kind in load.KINDS}
+    large = load.large_stream(random.Random(0), load.FULL)
+    assert large.length in {mib * load.MIB for mib in load.FULL.large_mib} and not large.keep_body
+
+
+def _outcome(request: load.Request, answer: int | Exception, content: bytes = b"",
+             headers: dict[str, str] | None = None) -> tuple[str, int, float]:
+    """What the load benchmark makes of ``answer`` (a status, with ``content`` and ``headers``, or an error) to
+    ``request``: its outcome, the unexpected count, the seconds to wait."""
+    def handler(_: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer, headers=headers, stream=httpx.ByteStream(content))
+
+    async def perform() -> tuple[load.LoadState, float]:
+        state = load.LoadState(0.0, 0.0, 1)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://test") as client:
+            wait = await load.perform(client, request, state)
+        return state, wait
+
+    state, wait = asyncio.run(perform())
+    tally = state.tallies[request.kind]
+    (outcome,) = tally.outcomes
+    assert len(state.unexpected) == tally.unexpected
+    return outcome, tally.unexpected, wait
+
+
+def test_load_outcomes_expected_and_unexpected() -> None:
+    small = load.small_get(random.Random(0), load.QUICK)
+    assert small.length is not None
+    body = bytes(small.length)
+    assert _outcome(small, 200, body) == ("200", 0, 0.0)
+    assert _outcome(small, 200, body[:-4]) == ("200 wrong body", 1, 0.0)
+    assert _outcome(small, 200, body[:-4], {"content-length": str(len(body))}) == ("200 wrong body", 1, 0.0)
+    overloaded = json.dumps({"type": "urn:initserve:problem:overloaded", "status": 503}).encode()
+    timeout = json.dumps({"type": "urn:initserve:problem:timeout", "status": 503}).encode()
+    assert _outcome(small, 503, overloaded, {"retry-after": "5"}) == ("503 overloaded", 0, load.RETRY_CAP)
+    assert _outcome(small, 503, overloaded) == ("503 overloaded without Retry-After", 1, 0.0)
+    assert _outcome(small, 503, timeout, {"retry-after": "1"}) == ("503 timeout", 1, 0.0)
+    assert _outcome(small, 503, b"busy", {"retry-after": "1"}) == ("503", 1, 0.0)
+    large = load.large_stream(random.Random(0), load.QUICK)  # its body is counted, not kept, unless it is an error
+    assert _outcome(large, 503, overloaded, {"retry-after": "1"}) == ("503 overloaded", 0, 1.0)
+    assert _outcome(small, 500) == ("500", 1, 0.0)
+    assert _outcome(small, httpx.ReadError("reset")) == ("connection error (ReadError)", 1, 0.0)
+    assert _outcome(small, httpx.ReadTimeout("slow")) == ("timeout", 1, 0.0)
+
+    rng = random.Random(0)
+    bad = next(r for r in iter(lambda: load.bad(rng, load.QUICK), None) if r.ok == 422)
+    problem = json.dumps({"status": 422}).encode()
+    assert _outcome(bad, 422, problem, {"content-type": "application/problem+json"}) == ("422", 0, 0.0)
+    assert _outcome(bad, 422, problem, {"content-type": "application/json"}) == ("422 wrong body", 1, 0.0)
+    assert _outcome(bad, 503, overloaded, {"retry-after": "1"}) == ("503 overloaded", 1, 0.0)  # refused before work
+
+    ranged = load.byte_range(random.Random(0), load.QUICK)
+    data = bytes(load.QUICK.range_bytes)
+    assert _outcome(ranged, 206, data, {"content-range": "bytes 0-9/10"}) == ("206 wrong body", 1, 0.0)
+    assert _outcome(ranged, 200, data) == ("200", 1, 0.0)
+
+
+def test_safetensors_layout_is_checked() -> None:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}).encode()
+    body = len(header).to_bytes(8, "little") + header + bytes(24)
+    assert load.safetensors_problem(body, 1) is None
+    assert load.safetensors_problem(body[:-1], 1) is not None
+    assert load.safetensors_problem(body, 2) == "1 tensors, expected 2"
+
+
+def test_load_benchmark_smoke(tmp_path: Path) -> None:
+    """A short --quick run against a live server: no unexpected outcome, healthy after, a section written.
+
+    One worker: a second one would double the start-up time (each worker imports numpy, scipy and FastAPI)."""
+    output = tmp_path / "benchmarks.md"
+    assert main(["load", "--quick", "--duration", "2", "--clients", "4", "--workers", "1",
+                 "--output", str(output)]) == 0
+    section = sections.parse(output.read_text(encoding="utf-8"))["load"]
+    assert section.startswith("## Load")
+    assert "`make bench ARGS=\"load --quick --duration 2 --clients 4 --workers 1 --output" in section
+    assert "Unexpected outcomes: **0** (target 0)" in section, section
+    assert "`/healthz` 200" in section and "bytes match `resolve(...)`" in section
+    assert "healthy server after: met" in section, section
+    assert "| small GET |" in section and "**peak" in section

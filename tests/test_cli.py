@@ -41,8 +41,12 @@ def test_serve_runs_the_app_factory_with_defaults(uvicorn_calls, monkeypatch):
     for name in ("INITSERVE_HOST", "INITSERVE_PORT", "INITSERVE_WORKERS"):
         monkeypatch.delenv(name, raising=False)
     cli.main(["serve"])
+    from initserve.api.observability import logging_config
+
     assert uvicorn_calls == [
-        (("initserve.api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 1})
+        (("initserve.api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 1,
+                                              "access_log": False, "timeout_graceful_shutdown": 30.0,
+                                              "log_config": logging_config()})
     ]
 
 
@@ -59,3 +63,39 @@ def test_factory_path_names_the_real_factory():
 
     module, _, name = cli.APP_FACTORY.partition(":")
     assert getattr(__import__(module, fromlist=[name]), name) is create_app
+
+
+def test_several_workers_share_a_fresh_metrics_directory_removed_at_exit(monkeypatch):
+    """uvicorn spawns workers that inherit the environment: PROMETHEUS_MULTIPROC_DIR must be set before."""
+    import os
+
+    import uvicorn
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    seen: list[str | None] = []
+
+    def run(*args: Any, **kwargs: Any) -> None:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        assert directory is not None and os.path.isdir(directory) and not os.listdir(directory)
+        seen.append(directory)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    cli.main(["serve", "--workers", "2"])
+    (directory,) = seen
+    assert directory is not None and not os.path.exists(directory)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_one_worker_or_a_users_directory_is_left_alone(monkeypatch, tmp_path):
+    import os
+
+    import uvicorn
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    cli.main(["serve", "--workers", "1"])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    cli.main(["serve", "--workers", "4"])
+    assert seen == [None, str(tmp_path)]
+    assert tmp_path.is_dir()

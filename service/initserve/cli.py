@@ -6,12 +6,24 @@ options fall back to ``INITSERVE_HOST`` / ``INITSERVE_PORT`` /
 ``INITSERVE_WORKERS``, then to 127.0.0.1, 8000 and 1. Limits are read by the
 app itself from ``INITSERVE_MAX_ELEMENTS``, ``INITSERVE_MAX_JSON_ELEMENTS`` and
 ``INITSERVE_MAX_DENSE_SIDE``.
+
+Logging: uvicorn's own access log is off — the app writes one line per request
+on the ``initserve.access`` logger, which the uvicorn logging configuration
+given here sends to stderr in every worker. With several workers, they share
+one fresh ``PROMETHEUS_MULTIPROC_DIR`` so that ``/metrics`` sums them all
+(:func:`initserve.api.observability.metrics_directory`).
+
+SIGTERM stops the server gracefully: it stops accepting connections, lets
+the answers in flight finish for up to ``INITSERVE_SHUTDOWN_TIMEOUT`` seconds
+(then cuts them), and exits 0 (Ctrl-C drains the same way).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Sequence
+from types import FrameType
 
 APP_FACTORY = "initserve.api.app:create_app"
 
@@ -35,20 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """uvicorn re-raises the SIGTERM it handled once its graceful shutdown is over: exit 0 then."""
+    raise SystemExit(0)
+
+
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run uvicorn on the app factory."""
     import uvicorn
 
+    from initserve.api.access import AccessConfigError, load_api_keys
+    from initserve.api.observability import logging_config, metrics_directory
     from initserve.api.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host if host is not None else settings.host,
-        port=port if port is not None else settings.port,
-        workers=workers if workers is not None else settings.workers,
-    )
+    try:  # once here, with a one-line message, rather than a traceback in every worker
+        load_api_keys(settings)
+    except AccessConfigError as exc:
+        raise SystemExit(f"initserve: {exc}") from None
+    workers = workers if workers is not None else settings.workers
+    signal.signal(signal.SIGTERM, _stopped)
+    with metrics_directory(workers):  # several workers: one PROMETHEUS_MULTIPROC_DIR for all, removed at exit
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+            workers=workers,
+            access_log=False,  # the app writes one access line per request (initserve.access)
+            # SIGTERM: in-flight answers finish, then exit (uvicorn annotates int; asyncio.wait_for takes a float)
+            timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
+            log_config=logging_config(),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -78,6 +78,8 @@ def test_gain_equals_torch(client, nonlinearity, slope):
         ({}, "nonlinearity", None),
         ({"nonlinearity": "leaky_relu", "negative_slope": "nan"}, "negative_slope", "nan"),
         ({"nonlinearity": "leaky_relu", "negative_slope": "inf"}, "negative_slope", "inf"),
+        ({"nonlinearity": "leaky_relu", "negative_slop": "0.2"}, "negative_slop", "0.2"),  # a typo is no default
+        ([("nonlinearity", "relu"), ("nonlinearity", "tanh")], "nonlinearity", ["relu", "tanh"]),
     ],
 )
 def test_gain_errors(client, query, field, value):
@@ -91,6 +93,7 @@ def test_gain_errors(client, query, field, value):
         ("64,3,3,3", "torch", (27, 576, 9)),
         ("3,3,64,128", "keras", (576, 1152, 9)),
         ("5,7", "jax", (5, 7, 1)),
+        (" 5 , 7 ", "jax", (5, 7, 1)),  # spaces around the numbers: in the documented pattern
         ("10", "keras", (10, 10, 1)),
         ("", "keras", (1, 1, 1)),
     ],
@@ -121,6 +124,13 @@ def test_fans_equal_torch(client, shape):
         ({"shape": "3,a"}, "shape.1", "a"),
         ({"shape": "3,3", "layout": "tf"}, "layout", "tf"),
         ({}, "shape", None),
+        ({"shape": "3,3", "layot": "keras"}, "layot", "keras"),
+        ([("shape", "3,3"), ("shape", "4,4")], "shape", ["3,3", "4,4"]),
+        # what the lax integer parse takes but the documented pattern does not
+        ({"shape": "+3,3"}, "shape", "+3,3"),
+        ({"shape": "3.0,3"}, "shape", "3.0,3"),
+        ({"shape": "3_0,3"}, "shape", "3_0,3"),
+        ({"shape": "\t3,3"}, "shape", "\t3,3"),
     ],
 )
 def test_fans_errors(client, query, field, value):

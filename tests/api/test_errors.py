@@ -9,8 +9,9 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 
 from initserve.api import Settings, TooLarge, create_app
-from initserve.api.errors import PROBLEM_MEDIA_TYPE, PROBLEMS
+from initserve.api.errors import PROBLEM_MEDIA_TYPE, PROBLEMS, Overloaded
 from initserve.core import SpecError
+from initserve.core.deadline import DeadlineExceeded
 from initserve.core.errors import WorkLimit
 from initserve.formats import FormatError
 
@@ -43,6 +44,11 @@ CASES: list[tuple[str, str, Any, str, Any]] = [
     ("string dim", "POST", {"method": "normal", "shape": ["2"]}, "shape.0", "2"),
     ("shape as string", "POST", {"method": "normal", "shape": "2,3"}, "shape", "2,3"),
     ("non-int dim, query", "GET", {"method": "normal", "shape": "2,x"}, "shape.1", "x"),
+    ("dim 3_0, query", "GET", {"method": "normal", "shape": "3_0"}, "shape", "3_0"),  # lax int parse, not the pattern
+    ("dim +3, query", "GET", {"method": "normal", "shape": "2,+3"}, "shape", "2,+3"),
+    ("float in shard, query", "GET", {"method": "normal", "shape": "4", "shard": "0:0:2.0"}, "shard", "0:0:2.0"),
+    ("tab in zero_rows, query", "GET", {"method": "normal", "shape": "4", "zero_rows": "\t0:1"}, "zero_rows", "\t0:1"),
+    ("slice 0:1.0, query", "GET", {"method": "normal", "shape": "4", "slice": "0:1.0"}, "slice", "0:1.0"),
     ("missing shape", "POST", {"method": "normal"}, "shape", None),
     ("too many dims", "POST", {"method": "zeros", "shape": [1] * 9}, "shape", [1] * 9),
     ("negative std", "POST", {"method": "normal", "shape": [2], "std": -1}, "std", -1.0),
@@ -121,6 +127,22 @@ def test_validation_problem_lists_every_error(client):
     assert fields == {"std", "mean"}
 
 
+BODY_ROUTES = ["/v1/tensor", "/v1/stats", "/v1/stats/propagation", "/v1/model"]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize(
+    "body",
+    [b"\x80", b'{"method": "normal", "shape": [2], "name": "\xff"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["not UTF-8", "not UTF-8 in a string", "nested too deep"],
+)
+def test_unreadable_json_body_is_422_invalid_json(client, path, body):
+    """Found by fuzzing (test_fuzz): ``POST /v1/tensor`` with the body ``\\x80`` was FastAPI's bare 400 ("There
+    was an error parsing the body"), undocumented; it is invalid JSON like any other, as /v1/model says."""
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert "invalid JSON" in assert_problem(response, 422, "body", None)["detail"]
+
+
 @pytest.mark.parametrize(
     "verb, payload, field, value",
     [
@@ -172,12 +194,28 @@ def test_unknown_path_is_a_problem(client):
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
 
 
+@pytest.mark.parametrize(
+    "verb, path, allow",
+    [("OPTIONS", "/v1/tensor", "GET, HEAD, POST"), ("DELETE", "/v1/tensor", "GET, HEAD, POST"),
+     ("GET", "/v1/model", "POST"), ("PUT", "/v1/stats", "POST"), ("POST", "/healthz", "GET")],
+)
+def test_wrong_verb_is_405_allowing_every_method_of_the_path(client, verb, path, allow):
+    """Found by fuzzing (test_fuzz): ``OPTIONS /v1/tensor`` answered ``Allow: POST`` (Starlette names the first
+    route matching the path only), though the path also serves GET and HEAD."""
+    response = client.request(verb, path)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert response.headers["allow"] == allow
+
+
 def test_the_table():
     assert {cls: row.status for cls, row in PROBLEMS.items() if cls is not Exception and row.status != 400} == {
         SpecError: 422,
         FormatError: 422,
         TooLarge: 413,
         WorkLimit: 413,
+        Overloaded: 503,
+        DeadlineExceeded: 503,
         RequestValidationError: 422,
     }
     assert PROBLEMS[Exception].status == 500

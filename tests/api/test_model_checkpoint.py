@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from typing import Any
 
 import numpy as np
@@ -173,6 +174,11 @@ def test_strict_false_generates_mismatched_tensors_and_reports_them(client):
     np.testing.assert_array_equal(load_safetensors(content)["0.weight"], W0)
 
 
+def with_header(header: bytes, data_bytes: int = 0) -> bytes:
+    """A file of this header text (verbatim) and ``data_bytes`` zero bytes of data."""
+    return struct.pack("<Q", len(header)) + header + b"\x00" * data_bytes
+
+
 @pytest.mark.parametrize(
     "checkpoint",
     [
@@ -181,8 +187,15 @@ def test_strict_false_generates_mismatched_tensors_and_reports_them(client):
         b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!",
         build_safetensors({"0.weight": ("F32", [16, 6], b"\x00" * 8)}),  # data shorter than the shape
         build_safetensors({"0.weight": ("I8", [2], b"\x00\x00")}),  # unreadable dtype
+        # found by fuzzing the checkpoint header (test_fuzz): these were 500s
+        with_header(b'{"0.weight": {"dtype": [], "shape": [2], "data_offsets": [0, 8]}}', 8),  # unhashable dtype
+        with_header(b'{"0.weight": {"dtype": {}, "shape": [2], "data_offsets": [0, 8]}}', 8),
+        with_header(b"[" * 2000 + b"]" * 2000),  # nested too deep for json.loads
+        with_header(b'{"0.weight": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 0]}}'),
+        build_safetensors({"0.weight": ("F32", [True, 6], b"\x00" * 24)}),  # a boolean is no dimension
     ],
-    ids=["garbage", "empty", "header not JSON", "short data", "int8"],
+    ids=["garbage", "empty", "header not JSON", "short data", "int8", "list dtype", "object dtype", "deep header",
+         "5000-digit dimension", "boolean dimension"],
 )
 def test_unreadable_checkpoint_is_a_422(client, checkpoint):
     assert_model_problem(post(client, MODEL, checkpoint), 422, "checkpoint")

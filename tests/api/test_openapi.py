@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from initserve.api import Settings, create_app
 from initserve.api.openapi_export import main, render_openapi
-from initserve.core import METHODS
+from initserve.api.schemas import QUERY_SYNTAX, query_pattern
+from initserve.core import METHODS, NONLINEARITIES
 
 from .cases import SMALL
 
@@ -63,6 +65,22 @@ def test_get_tensor_documents_every_method_parameter():
     assert {"method", "shape", "dtype", "layout", "seed", "name", "zero_rows", "slice", "shard", "format",
             "algorithm_version"} | declared \
         == documented
+
+
+def test_list_query_parameters_document_the_syntax_the_service_parses():
+    """``shape``, ``zero_rows``, ``slice`` and ``shard`` carry :data:`QUERY_SYNTAX` as their pattern (the
+    service refuses what it does not match, see test_errors), ``/v1/gain`` its nonlinearities as an enum."""
+    document = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    tensor = {p["name"]: p["schema"] for p in document["paths"]["/v1/tensor"]["get"]["parameters"]}
+    assert {name: tensor[name]["pattern"] for name in QUERY_SYNTAX} == {name: query_pattern(name) for name in QUERY_SYNTAX}
+    fans = {p["name"]: p["schema"] for p in document["paths"]["/v1/fans"]["get"]["parameters"]}
+    assert fans["shape"]["pattern"] == query_pattern("shape")
+    gain = {p["name"]: p["schema"] for p in document["paths"]["/v1/gain"]["get"]["parameters"]}
+    assert tuple(gain["nonlinearity"]["enum"]) == NONLINEARITIES
+    for text in ["", " ", "256,128", " 3 , 4 ", "0,-1"]:
+        assert re.fullmatch(QUERY_SYNTAX["shape"], text), text
+    for text in ["+3", "3.0", "3_0", "\t3", "3,", ",", "٣", "3\n"]:
+        assert not re.fullmatch(QUERY_SYNTAX["shape"], text), text
 
 
 def test_interactive_docs_are_served(client):

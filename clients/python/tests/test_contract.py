@@ -160,6 +160,7 @@ def test_formats_and_nonlinearities(document: dict[str, Any]) -> None:
     assert tuple(query("/v1/tensor", "get", "nonlinearity")["schema"]["enum"]) == catalog.NONLINEARITIES
     description = query("/v1/gain", "get", "nonlinearity")["schema"]["description"]
     assert description == f"one of: {', '.join(catalog.NONLINEARITIES)}"
+    assert tuple(query("/v1/gain", "get", "nonlinearity")["schema"]["enum"]) == catalog.NONLINEARITIES
 
 
 def test_endpoints_and_their_query_parameters(document: dict[str, Any]) -> None:

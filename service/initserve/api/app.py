@@ -14,7 +14,11 @@ from typing import Any
 from fastapi import FastAPI
 
 import initserve
+from initserve.api.access import install_access
+from initserve.api.admission import MemoryBudget
+from initserve.api.body_limit import BodyLimit
 from initserve.api.errors import install_error_handlers
+from initserve.api.observability import install_observability
 from initserve.api.routers import ROUTERS, model
 from initserve.api.settings import Settings, get_settings
 
@@ -32,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new initserve app using ``settings`` (default: read from ``INITSERVE_*``)."""
     app = FastAPI(title="initserve", version=initserve.__version__, description=DESCRIPTION)
     app.state.settings = settings if settings is not None else get_settings()
+    app.state.budget = MemoryBudget(app.state.settings.memory_budget)  # per app, hence per worker process
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
@@ -43,4 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, settings=app.state.settings)  # inside access: refused callers send nothing
+    install_access(app, app.state.settings)  # API keys, rate limit, CORS outside them (see access.py)
+    install_observability(app, app.state.settings.log_format)  # outermost: ids, metrics, access log
     return app

@@ -20,6 +20,7 @@ into the HTTP answer the request's headers ask for:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
@@ -58,8 +59,12 @@ def byte_range(header: str, length: int) -> tuple[int, int] | None | bool:
 
 
 def answer(body: EncodedBody, headers: dict[str, str], request: Headers, method: str, *, binary: bool,
-           background: BackgroundTask | None = None) -> Response:
-    """The 200, 206, 304, 412 or 416 answer to a request with headers ``request`` (see the module docstring)."""
+           background: BackgroundTask | None = None,
+           streaming: Callable[..., Response] = StreamingResponse) -> Response:
+    """The 200, 206, 304, 412 or 416 answer to a request with headers ``request`` (see the module docstring).
+
+    ``streaming(chunks, status_code=…, media_type=…, headers=…, background=…)`` makes the answers that
+    stream a body (200, 206); the admission control passes its own (:mod:`initserve.api.admission`)."""
     etag = headers.get("ETag")
     if etag and "if-none-match" in request:
         wanted = _etags(request["if-none-match"])
@@ -86,5 +91,4 @@ def answer(body: EncodedBody, headers: dict[str, str], request: Headers, method:
         headers["Content-Length"] = str(body.length)
     if method == "HEAD":
         return Response(status_code=status, media_type=body.media_type, headers=headers, background=background)
-    return StreamingResponse(chunks, status_code=status, media_type=body.media_type, headers=headers,
-                             background=background)
+    return streaming(chunks, status_code=status, media_type=body.media_type, headers=headers, background=background)

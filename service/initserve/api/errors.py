@@ -10,13 +10,23 @@ exception                           status  meaning
                                             the format with ``?format=``, not ``Accept``
 ``TooLarge`` (this module)          413     over a size limit; raised before any work
 ``core.WorkLimit``                  413     over a computation budget (propagation)
+``Overloaded`` (this module)        503     the memory budget is full right now
+                                            (``Retry-After``; :mod:`.admission`)
+``core.deadline.DeadlineExceeded``  503     generation ran past ``request_timeout``
+                                            (``Retry-After``); 503, not 504: no
+                                            upstream timed out, this server is busy
 ``RequestValidationError``          422     wrong types, unknown fields, NaN/±inf…
-Starlette ``HTTPException``         as is   404 unknown path, 405 wrong verb
+                                            (also a JSON body FastAPI cannot read:
+                                            not UTF-8, nested too deep; see
+                                            :func:`unparsable_body`)
+Starlette ``HTTPException``         as is   404 unknown path, 405 wrong verb (``Allow``:
+                                            every method of the path)
 anything else                       500     a bug: never turned into a 4xx
 ==================================  ======  ==========================================
 
-Every body has ``type``, ``title``, ``status``, ``detail`` and the extension
-members ``field`` and ``value`` (the offending request field and what was
+Every 503 carries ``Retry-After: <settings.retry_after>``. Every body has
+``type``, ``title``, ``status``, ``detail`` and the extension members
+``field`` and ``value`` (the offending request field and what was
 sent); ``detail`` reads ``field=value: what is accepted``. Validation problems
 also list every error in ``errors``. Built-in ``ValueError`` is deliberately
 absent: an unexpected one is our bug, hence a 500.
@@ -36,8 +46,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from initserve.core import METHODS, SpecError
+from initserve.core.deadline import DeadlineExceeded
 from initserve.core.errors import WorkLimit
 from initserve.core.model import LAYER_TYPES
 from initserve.errors import FieldError
@@ -49,10 +61,15 @@ _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _METHOD_NAMES = frozenset(name for method in METHODS for name in (method.name, *method.aliases))
 _LAYER_NAMES = frozenset([*(name for kind in LAYER_TYPES for name in (kind.name, *kind.aliases)), "tensor"])
 _MAX_VALUE_CHARS = 200
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class TooLarge(FieldError):
     """A request over a configured size limit (checked before anything is generated)."""
+
+
+class Overloaded(FieldError):
+    """A request refused for now: the memory budget cannot take it until others finish (503)."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +180,39 @@ def _http(exc: HTTPException, request: Request) -> Described:
     return Described("path", request.url.path, str(exc.detail), status=exc.status_code)
 
 
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` value of a 405: every method a route serves at the request's path.
+
+    Starlette's 405 names the methods of the first route matching the path only (``Allow: POST`` for
+    ``/v1/tensor``, which also serves GET and HEAD); RFC 9110 §15.5.6 asks for all of the resource's."""
+    routes = request.app.router.routes
+    return ", ".join(method for method in _HTTP_METHODS
+                     if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes))
+
+
 def _unexpected(exc: Exception, request: Request) -> Described:
     return Described("", None, "internal server error")
+
+
+def unparsable_body(exc: Exception) -> Exception:
+    """``exc``, or the invalid-JSON validation error it stands for.
+
+    FastAPI turns a JSON body that ``json.loads`` cannot read for another reason than a syntax error — bytes
+    that are not UTF-8 (``UnicodeDecodeError``), nesting too deep for the parser (``RecursionError``) — into a
+    bare ``HTTPException(400)`` caused by that error. It is the same client error as any other invalid JSON:
+    a 422 ``invalid JSON`` naming ``body``, as ``POST /v1/model`` (which parses its body itself) answers it.
+    """
+    cause = exc.__cause__
+    if not (isinstance(exc, HTTPException) and exc.status_code == 400 and isinstance(cause, ValueError | RecursionError)):
+        return exc
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"not UTF-8 text ({cause.reason} at byte {cause.start})"
+    elif isinstance(cause, RecursionError):
+        reason = "nested too deeply"
+    else:
+        reason = str(cause) or type(cause).__name__
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                                    "input": None, "ctx": {"error": reason}}])
 
 
 PROBLEMS: dict[type[Exception], ProblemType] = {
@@ -172,6 +220,8 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     FormatError: ProblemType(422, "unsupported-format", "Format cannot carry this tensor", _domain),
     TooLarge: ProblemType(413, "too-large", "Request too large", _domain),
     WorkLimit: ProblemType(413, "too-large", "Request too large", _domain),
+    Overloaded: ProblemType(503, "overloaded", "Service overloaded", _domain),
+    DeadlineExceeded: ProblemType(503, "timeout", "Request timed out", _domain),
     RequestValidationError: ProblemType(422, "invalid-request", "Invalid request", _validation),
     HTTPException: ProblemType(400, "http", "HTTP error", _http),
     Exception: ProblemType(500, "internal", "Internal server error", _unexpected),
@@ -196,12 +246,17 @@ def _detail(described: Described) -> str:
 
 async def problem_response(request: Request, exc: Exception) -> Response:
     """Render ``exc`` as a problem+json answer according to :data:`PROBLEMS`."""
+    exc = unparsable_body(exc)
     problem = problem_for(exc)
     described = problem.describe(exc, request)
     status = described.status or problem.status
     slug, title = (problem.slug, problem.title) if described.status is None else (
         f"http-{status}", HTTPStatus(status).phrase)
     headers = getattr(exc, "headers", None) if isinstance(exc, HTTPException) else None
+    if status == 503:
+        headers = {**(headers or {}), "Retry-After": str(request.app.state.settings.retry_after)}
+    if status == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return problem_answer(status, slug, title, described, headers)
 
 

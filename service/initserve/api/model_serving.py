@@ -24,10 +24,14 @@ shapes and bytes, and the manifest reports each tensor's ``window`` (its box, or
 null), the windowed layout's offsets and the SHA-256 of the window's bytes. Not
 available with a checkpoint upload (422).
 
-Limits, before any value is generated: every tensor as for /v1/tensor (a window
+Limits, before any value is generated: at most ``max_layers`` layers (checked
+before the model is resolved), every tensor as for /v1/tensor (a window
 counts its own elements; whole-matrix methods are held to the dense side of the
 whole tensor), the total against ``max_model_elements``, and ``format=json``
-against ``max_json_elements`` for the whole answer.
+against ``max_json_elements`` for the whole answer. Then the request is admitted
+to the memory budget (:mod:`initserve.api.admission`). Tensors stream one after
+another, and a whole-matrix tensor (orthogonal …) drops its float64 matrix once
+streamed (:class:`OneAtATime`): a model holds one such matrix at a time.
 """
 
 from __future__ import annotations
@@ -35,18 +39,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from initserve.api.admission import admit
 from initserve.api.checkpoint import Applied, CheckpointTensor, Upload, apply_checkpoint
 from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
+from initserve.api.estimates import model_estimate
 from initserve.api.model_schemas import ModelRequest
 from initserve.api.serving import ALGORITHM_HEADER, CACHE_CONTROL, check_limits, tensor_url
 from initserve.api.settings import Settings
@@ -99,6 +107,17 @@ def _sha256(source: TensorSource) -> str:
 
 
 DIGESTS = DigestCache()
+
+
+def check_layers(layers: Sequence[Any], settings: Settings) -> None:
+    """Raise :class:`TooLarge` (field ``layers``) for more than ``max_layers`` layers, before any is resolved.
+
+    A recurrent layer counts each of its ``num_layers`` stacked layers, whose tensors the core builds one by
+    one: ``{"type": "lstm", "num_layers": 10**12}`` was minutes of CPU and gigabytes before any limit."""
+    count = sum(max(getattr(layer, "num_layers", 1), 1) for layer in layers)
+    if count > settings.max_layers:
+        raise TooLarge("layers", count, f"{count} layers exceed the limit of {settings.max_layers} "
+                       "(INITSERVE_MAX_LAYERS)")
 
 
 def check_model_limits(model: Model, fmt: ModelAnswer, settings: Settings, windows: Windows | None = None) -> None:
@@ -159,6 +178,43 @@ def resolve_windows(model: Model, request: ModelRequest) -> Windows:
     return windows
 
 
+@dataclass(frozen=True)
+class OneAtATime:
+    """A whole-matrix model tensor (or its window) that drops its built matrix after each pass over it."""
+
+    source: ModelTensor | Window
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.source.dtype
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.source.metadata
+
+    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        try:
+            yield from self.source.iter_flat(start, stop)
+        finally:
+            self.source.tensor.release()
+
+
+def _streamed(source: Source, windows: Windows) -> TensorSource:
+    """What the encoders stream for ``source``: its window, whole matrices dropped once streamed."""
+    shown = _windowed(source, windows) or source
+    if isinstance(shown, CheckpointTensor) or shown.tensor.dense_matrix is None:
+        return shown
+    return OneAtATime(shown)
+
+
 def _windowed(source: Source, windows: Windows) -> Window | None:
     box = windows.get(source.name)
     if box is None or not isinstance(source, ModelTensor):
@@ -197,6 +253,8 @@ def manifest(request: ModelRequest, sources: Sequence[Source], metadata: dict[st
             "sha256": DIGESTS.digest(source, view),
             "url": _url(source, view),
         })
+        if isinstance(source, ModelTensor):
+            source.tensor.release()  # one whole matrix at a time
         offset += size
     document: dict[str, Any] = {
         "algorithm_version": ALGORITHM_VERSION,
@@ -214,6 +272,7 @@ def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str]
                    http: Request, upload: Upload | None = None, strict: bool = True,
                    cleanup: BackgroundTask | None = None) -> Response:
     """Resolve, check and answer one model request (see the module docstring)."""
+    check_layers(request.layers, settings)
     model = resolve_model(**request.core_arguments())
     selected = model.select(names) if names else model
     windows = resolve_windows(model, request)
@@ -224,14 +283,17 @@ def model_response(request: ModelRequest, fmt: ModelAnswer, names: Sequence[str]
     applied = apply_checkpoint(model.tensors, upload, strict) if upload is not None else None
     wanted = {tensor.name for tensor in selected.tensors}
     sources = [s for s in (applied.sources if applied else model.tensors) if s.name in wanted]
-    metadata = _metadata(request, applied)
-    headers = {ALGORITHM_HEADER: ALGORITHM_VERSION}
-    if upload is None:
-        key = orjson.dumps([ALGORITHM_VERSION, fmt, sorted(names), metadata["initserve.model"]])
-        headers |= {"ETag": f'"{hashlib.sha256(key).hexdigest()[:32]}"', "Cache-Control": CACHE_CONTROL}
-    if fmt == "manifest":
-        body = orjson.dumps(manifest(request, sources, metadata, applied, windows))
-        return Response(body, media_type="application/json", headers=headers, background=cleanup)
-    extra = metadata if fmt != "json" else {"algorithm_version": ALGORITHM_VERSION, "framework": request.framework}
-    encoded = encode_many([_windowed(source, windows) or source for source in sources], fmt, extra)
-    return answer(encoded, headers, http.headers, http.method, binary=fmt != "json", background=cleanup)
+    streamed = [_streamed(source, windows) for source in sources]
+    with admit(http, settings, model_estimate([_windowed(s, windows) or s for s in sources], fmt)) as admission:
+        metadata = _metadata(request, applied)
+        headers = {ALGORITHM_HEADER: ALGORITHM_VERSION}
+        if upload is None:
+            key = orjson.dumps([ALGORITHM_VERSION, fmt, sorted(names), metadata["initserve.model"]])
+            headers |= {"ETag": f'"{hashlib.sha256(key).hexdigest()[:32]}"', "Cache-Control": CACHE_CONTROL}
+        if fmt == "manifest":
+            body = orjson.dumps(manifest(request, sources, metadata, applied, windows))
+            return Response(body, media_type="application/json", headers=headers, background=cleanup)
+        extra = metadata if fmt != "json" else {"algorithm_version": ALGORITHM_VERSION, "framework": request.framework}
+        encoded = encode_many(streamed, fmt, extra)
+        return answer(encoded, headers, http.headers, http.method, binary=fmt != "json", background=cleanup,
+                      streaming=admission.streaming)

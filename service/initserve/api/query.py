@@ -16,6 +16,7 @@ locations, so they render like any other validation error.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
-from initserve.api.schemas import SpecBase, validate_query_spec
+from initserve.api.schemas import QUERY_SYNTAX, SpecBase, query_pattern, validate_query_spec
 from initserve.core.plans import Box
 
 _DIMS: TypeAdapter[list[int]] = TypeAdapter(list[Annotated[int, Field(ge=0)]])
@@ -49,9 +50,19 @@ def split_shape(text: str) -> list[str]:
 def parse_dims(text: str) -> list[int]:
     """A comma-separated list of non-negative integers (``""`` is ``[]``)."""
     try:
-        return _DIMS.validate_python(split_shape(text), strict=False)
+        dims = _DIMS.validate_python(split_shape(text), strict=False)
     except ValidationError as exc:
         raise _query_errors(exc, ("query", "shape")) from None
+    check_syntax("shape", text)
+    return dims
+
+
+def check_syntax(name: str, text: str) -> None:
+    """Refuse a list-valued parameter that the lax parse took but :data:`~initserve.api.schemas.QUERY_SYNTAX`
+    (the documented pattern) does not describe: ``+3``, ``3.0``, ``3_0``, tabs… Called after the parse, whose
+    errors name the offending item (``shape.1``)."""
+    if re.fullmatch(QUERY_SYNTAX[name], text) is None:
+        raise _error(name, text, f"must match {query_pattern(name)} (ASCII integers)")
 
 
 def query_dict(query: QueryParams, ignore: Collection[str] = ()) -> dict[str, Any]:
@@ -78,6 +89,7 @@ def reject_unknown(query: QueryParams, allowed: Collection[str]) -> None:
 def spec_from_query(query: QueryParams, ignore: Collection[str] = ("format",)) -> SpecBase:
     """The validated tensor spec described by ``query``."""
     arguments = query_dict(query, ignore)
+    texts = {name: arguments[name] for name in QUERY_SYNTAX if name in arguments}
     if "shape" in arguments:
         arguments["shape"] = split_shape(arguments["shape"])
     if "zero_rows" in arguments:
@@ -91,9 +103,12 @@ def spec_from_query(query: QueryParams, ignore: Collection[str] = ("format",)) -
             raise _error("shard", arguments["shard"], "must be dim:index:count, e.g. 0:1:4")
         arguments["shard"] = dict(zip(("dim", "index", "count"), parts, strict=True))
     try:
-        return validate_query_spec(arguments)
+        spec = validate_query_spec(arguments)
     except ValidationError as exc:
         raise _query_errors(exc) from None
+    for name, text in texts.items():
+        check_syntax(name, text)
+    return spec
 
 
 # --- the canonical query string: one URL per (spec, format, window), so HTTP caches key on it -------------

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from initserve.core import DTYPES, LAYOUTS, METHODS, Method, Param
 from initserve.core.dtypes import DType
 from initserve.core.layout import Layout
+from initserve.core.tensor import MAX_NDIM
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that refuses NaN and ±inf (numbers and strings alike)."""
@@ -61,6 +62,7 @@ class SpecBase(BaseModel):
         description="dimensions, each >= 0; [] is a 0-D tensor. torch layout: [out, in, *kernel]; "
         "keras/jax: [*kernel, in, out]",
         examples=[[256, 128]],
+        json_schema_extra={"items": {"type": "integer", "minimum": 0}, "maxItems": MAX_NDIM},  # the core checks
     )
     dtype: DType = Field(
         default="float32", description="float16 and bfloat16 are the float32 values rounded to nearest even"
@@ -241,6 +243,24 @@ class Problem(BaseModel):
 # --- query-string documentation of GET /v1/tensor ---------------------------------
 
 _JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
+_INT_TEXT = " *-?[0-9]+ *"
+_PAIRS_TEXT = f"(?:{_INT_TEXT}:{_INT_TEXT}(?:,{_INT_TEXT}:{_INT_TEXT})*| *)"
+QUERY_SYNTAX: dict[str, str] = {
+    "shape": f"(?:{_INT_TEXT}(?:,{_INT_TEXT})*| *)",
+    "zero_rows": _PAIRS_TEXT,
+    "slice": _PAIRS_TEXT,
+    "shard": f"{_INT_TEXT}:{_INT_TEXT}:{_INT_TEXT}",
+}
+"""Whole-value syntax of the list-valued query parameters (``GET /v1/tensor``, and ``shape`` of ``/v1/fans``):
+ASCII integers separated by ``,`` (``:`` within a pair or a shard), spaces around them. The lax parse of
+the integers would also take ``+3``, ``3.0``, ``3_0`` or tabs; :func:`initserve.api.query.check_syntax`
+refuses what this syntax does not describe, so the documented pattern is exactly what is served. A minus
+sign is syntax: the core refuses negative sizes and bounds itself, with its own message."""
+
+
+def query_pattern(name: str) -> str:
+    """The OpenAPI ``pattern`` of the list-valued query parameter ``name`` (:data:`QUERY_SYNTAX`, anchored)."""
+    return f"^{QUERY_SYNTAX[name]}$"
 
 
 def _query_parameter(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
@@ -255,7 +275,7 @@ def tensor_query_parameters() -> list[dict[str, Any]]:
         _query_parameter("method", {"type": "string", "enum": names}, "initialization method or alias", True),
         _query_parameter(
             "shape",
-            {"type": "string", "example": "256,128"},
+            {"type": "string", "example": "256,128", "pattern": query_pattern("shape")},
             "comma-separated dimensions; empty for a 0-D tensor",
             True,
         ),
@@ -267,9 +287,12 @@ def tensor_query_parameters() -> list[dict[str, Any]]:
         ),
         _query_parameter("seed", {"type": "integer", **SEED_SCHEMA, "default": 0}, "0 … 2^64−1"),
         _query_parameter("name", {"type": "string", "default": ""}, common["name"].description or ""),
-        _query_parameter("zero_rows", {"type": "string", "example": "0:1"}, common["zero_rows"].description or ""),
-        _query_parameter("slice", {"type": "string", "example": "0:128,64:96"}, common["slice"].description or ""),
-        _query_parameter("shard", {"type": "string", "example": "0:1:4"}, common["shard"].description or ""),
+        _query_parameter("zero_rows", {"type": "string", "example": "0:1", "pattern": query_pattern("zero_rows")},
+                         common["zero_rows"].description or ""),
+        _query_parameter("slice", {"type": "string", "example": "0:128,64:96", "pattern": query_pattern("slice")},
+                         common["slice"].description or ""),
+        _query_parameter("shard", {"type": "string", "example": "0:1:4", "pattern": query_pattern("shard")},
+                         common["shard"].description or ""),
     ]
     users: dict[str, list[str]] = {}
     declared: dict[str, Param] = {}

@@ -11,6 +11,11 @@ methods that build their whole matrix (orthogonal, sparse,
 delta_orthogonal; they build it whatever the window) are
 :class:`~initserve.api.errors.TooLarge` (413).
 
+Then the request is admitted to the memory budget (:mod:`initserve.api.admission`:
+503 when full), the matrix of a whole-matrix method is built before the headers
+go out (so running past ``request_timeout`` there is a 503, not a cut stream),
+and the body streams chunk by chunk on the request's generation clock.
+
 ``slice``/``shard`` answer a :class:`~initserve.core.Window` of the tensor: the
 encoded shapes are the window's, ``X-Initserve-Window`` says which box
 (``{"box":[[start,stop],…]}``), safetensors metadata carries it as
@@ -39,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +52,10 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
+from initserve.api.admission import admit
 from initserve.api.conditional import answer
 from initserve.api.errors import TooLarge
+from initserve.api.estimates import tensor_estimate
 from initserve.api.query import canonical_query
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, SpecError, Tensor, Window, box_json, resolve, window_box
@@ -148,6 +155,13 @@ def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, 
     box = window_box(tensor.shape, slices, shard)
     check_limits(tensor, fmt, settings, box)
     source = tensor if box is None else Window(tensor, box)
+    with admit(request, settings, tensor_estimate(source, fmt), prepare=tensor.build) as admission:
+        return _encoded(tensor, source, box, fmt, request, admission.streaming)
+
+
+def _encoded(tensor: Tensor, source: Tensor | Window, box: Box | None, fmt: Format, request: Request,
+             streaming: Callable[..., Response]) -> Response:
+    """The answer of an admitted tensor request (``format=json`` generates everything here)."""
     extra = {"algorithm_version": ALGORITHM_VERSION} if fmt == "json" else None  # metadata/headers carry it otherwise
     body = encode(encoder_source(source, fmt), fmt, extra)
     canonical = spec_json(tensor)
@@ -163,4 +177,4 @@ def tensor_response(arguments: dict[str, Any], fmt: Format, settings: Settings, 
     }
     if window:
         headers[WINDOW_HEADER] = window
-    return answer(body, headers, request.headers, request.method, binary=fmt != "json")
+    return answer(body, headers, request.headers, request.method, binary=fmt != "json", streaming=streaming)

@@ -1,21 +1,26 @@
 """Serving statistics: ``POST /v1/stats`` and ``POST /v1/stats/propagation``.
 
 Both resolve exactly what ``/v1/tensor`` or ``/v1/model`` would serve, check the
-same limits before any work, and answer JSON. Infinite support bounds (a normal
-law) are written as ``null``.
+same limits before any work (``max_layers`` before the model is resolved), are
+admitted to the memory budget (:mod:`initserve.api.admission`), and answer JSON.
+Infinite support bounds (a normal law) are written as ``null``.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
+from initserve.api.admission import admit
 from initserve.api.errors import TooLarge
+from initserve.api.estimates import propagation_estimate, stats_estimate
 from initserve.api.model_schemas import ModelRequest, PropagationRequest
-from initserve.api.model_serving import check_model_limits
+from initserve.api.model_serving import check_layers, check_model_limits
 from initserve.api.schemas import SpecBase, spec_arguments, window_arguments
 from initserve.api.serving import ALGORITHM_HEADER, check_limits
 from initserve.api.settings import Settings
@@ -41,13 +46,15 @@ def _json(document: dict[str, Any]) -> Response:
                     headers={ALGORITHM_HEADER: ALGORITHM_VERSION})
 
 
-def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, settings: Settings) -> Response:
-    """Statistics of one tensor, or of every tensor of a model (one row each)."""
+def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, settings: Settings,
+                   http: Request) -> Response:
+    """Statistics of one tensor, or of every tensor of a model (one row each, one tensor at a time)."""
     if isinstance(request, ModelRequest):
         for field in ("slices", "shards"):
             if getattr(request, field) is not None:
                 raise SpecError(field, request.model_dump(mode="json", include={field})[field],
                                 "/v1/stats describes whole tensors; slices and shards are for /v1/model")
+        check_layers(request.layers, settings)
         model = resolve_model(**request.core_arguments())
         check_model_limits(model, "safetensors", settings)
         tensors = [t.tensor for t in model.tensors]
@@ -59,18 +66,25 @@ def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, set
         tensor = resolve(**spec_arguments(request))
         check_limits(tensor, "npy", settings)
         tensors = [tensor]
-    rows = [tensor_statistics(tensor, bins=bins, max_sample=sample) for tensor in tensors]
+    rows = []
+    with admit(http, settings, stats_estimate(tensors, sample)):
+        for tensor in tensors:
+            rows.append(tensor_statistics(tensor, bins=bins, max_sample=sample))
+            tensor.release()  # a whole-matrix tensor's matrix: one at a time
     return _json({"algorithm_version": ALGORITHM_VERSION, "alpha": ALPHA, "tensors": rows})
 
 
-def propagation_response(request: PropagationRequest, settings: Settings) -> Response:
-    """The signal-propagation report of the layers, within the settings' work budget."""
-    def check(model: Model, batch: Tensor) -> None:
-        check_model_limits(model, "safetensors", settings)
-        try:
-            check_limits(batch, "npy", settings)
-        except TooLarge as error:
-            raise TooLarge("input", error.value, f"the input batch: {error.message}") from None
+def propagation_response(request: PropagationRequest, settings: Settings, http: Request) -> Response:
+    """The signal-propagation report of the layers, within the settings' work and memory budgets."""
+    check_layers(request.layers, settings)
+    with ExitStack() as admitted:
+        def check(model: Model, batch: Tensor) -> None:  # called once resolved, before anything is generated
+            check_model_limits(model, "safetensors", settings)
+            try:
+                check_limits(batch, "npy", settings)
+            except TooLarge as error:
+                raise TooLarge("input", error.value, f"the input batch: {error.message}") from None
+            admitted.enter_context(admit(http, settings, propagation_estimate(model, batch)))
 
-    report = propagate(**request.core_arguments(), budget=settings.max_propagation_work, check=check)
+        report = propagate(**request.core_arguments(), budget=settings.max_propagation_work, check=check)
     return _json({"algorithm_version": ALGORITHM_VERSION, **report})

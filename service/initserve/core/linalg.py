@@ -12,6 +12,9 @@ Giraud et al., Numer. Math. 2005; BCGS2, Barlow & Smoktunowicz, Numer. Math.
 column with :func:`tree_sum`. The result is the Q factor of the thin QR
 decomposition with a positive diagonal in R — the matrix PyTorch's
 ``orthogonal_`` obtains by multiplying LAPACK's Q by ``sign(diag(R))``.
+
+Every panel and column starts with :func:`initserve.core.deadline.check`, so a request's time
+limit stops a large orthogonalisation within about one panel.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from initserve.core import deadline
 
 PANELS = (128, 32)  # block widths of the two levels of block Gram–Schmidt
 
@@ -117,6 +122,7 @@ def _gram_schmidt(a: np.ndarray) -> np.ndarray:
     m, n = a.shape
     q_rows = np.zeros((n, m))  # row j holds column j of Q (contiguous)
     for j in range(n):
+        deadline.check()
         v = a[:, j].astype(np.float64, copy=True)
         if j:
             basis = q_rows[:j]
@@ -151,6 +157,7 @@ def _block_gram_schmidt(a: np.ndarray, widths: tuple[int, ...]) -> np.ndarray:
     m, n = a.shape
     q = np.empty((m, n))
     for j in range(0, n, widths[0]):
+        deadline.check()
         b = a[:, j : j + widths[0]]
         if j:
             q1 = q[:, :j]

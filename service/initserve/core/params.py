@@ -16,6 +16,9 @@ from typing import Any, Literal
 from initserve.core.errors import SpecError
 
 REQUIRED: Any = object()  # sentinel default of a parameter that must be given
+MAX_INT = 2**63 - 1
+"""Integer parameters (sizes, counts, indices) fit in int64: past it numpy cannot hold them, and sizes past
+float64's range made fan computations raise ``OverflowError``."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Param:
             items = value if isinstance(value, list | tuple) else [value]
             if not items or any(isinstance(n, bool) or not isinstance(n, int) for n in items):
                 raise SpecError(self.name, value, "must be an integer or a non-empty list of integers")
+            if any(abs(n) > MAX_INT for n in items):
+                raise SpecError(self.name, value, "every entry must be within ±(2^63−1)")
             if self.minimum is not None and min(items) < self.minimum:
                 raise SpecError(self.name, value, f"every entry must be >= {self.minimum:g}")
             return tuple(items)
@@ -63,6 +68,8 @@ class Param:
             if isinstance(value, float) and not value.is_integer():
                 raise SpecError(self.name, value, "must be an integer")
             value = int(value)
+            if abs(value) > MAX_INT:
+                raise SpecError(self.name, value, "must be within ±(2^63−1)")
         else:
             value = float(value)
             if not math.isfinite(value):

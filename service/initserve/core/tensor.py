@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from initserve.core import deadline
 from initserve.core.distributions import Theory
 from initserve.core.dtypes import DTYPES, INTEGER_DTYPES, LARGEST, STORAGE, round_to
 from initserve.core.errors import SpecError
@@ -35,6 +36,8 @@ from initserve.core.stream import derive_key
 
 ALGORITHM_VERSION = "1"
 MAX_NDIM = 8
+MAX_DIM = 2**63 - 1
+"""The largest dimension (int64's largest value)."""
 MAX_SEED = 2**64 - 1
 MAX_NAME_LENGTH = 1024
 CHUNK_ELEMENTS = 1 << 20
@@ -140,6 +143,16 @@ class Tensor:
         assert isinstance(self.plan, Dense)
         return self.plan.build(self.key).reshape(self._canonical_shape)
 
+    def build(self) -> None:
+        """Build the whole matrix of a whole-matrix method now (element-wise methods: nothing to do)."""
+        if isinstance(self.plan, Dense):
+            self._dense  # noqa: B018 - the cached property is the point
+
+    def release(self) -> None:
+        """Drop the built matrix (rebuilt, identical, if asked again): a model goes through its tensors
+        one after another, and should hold one whole matrix at a time, not all of them."""
+        self.__dict__.pop("_dense", None)
+
     def _canonical_region(self, box: Box) -> np.ndarray:
         if isinstance(self.plan, Dense):
             return round_to(self._dense[tuple(slice(start, stop) for start, stop in box)], self.spec.dtype)
@@ -183,6 +196,7 @@ class Tensor:
         """Row-major elements ``[start, stop)`` in 1-D chunks of at most ``chunk`` elements."""
         stop = self.numel if stop is None else stop
         for begin in range(start, stop, chunk):
+            deadline.check()
             end = min(stop, begin + chunk)
             yield np.concatenate([self.region(b).ravel() for b in flat_boxes(self.spec.shape, begin, end)]) \
                 if end > begin else np.empty(0, STORAGE[self.spec.dtype])
@@ -227,6 +241,8 @@ def check_shape(shape: Any) -> tuple[int, ...]:
     for n in shape:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise SpecError("shape", list(shape), f"dimension {n!r} is not a non-negative integer")
+        if n > MAX_DIM:  # past int64, numpy cannot index it, and fans past float64's range were OverflowErrors
+            raise SpecError("shape", list(shape), f"dimension {n} is over 2^63−1")
     return tuple(shape)
 
 

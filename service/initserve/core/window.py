@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from initserve.core import deadline
 from initserve.core.dtypes import STORAGE
 from initserve.core.errors import SpecError
 from initserve.core.plans import Box
@@ -147,6 +148,7 @@ class Window:
         """Row-major elements ``[start, stop)`` of the window in 1-D chunks of at most ``chunk`` elements."""
         stop = self.numel if stop is None else stop
         for begin in range(start, stop, chunk):
+            deadline.check()
             end = min(stop, begin + chunk)
             parts = [self._part(b) for b in flat_boxes(self.shape, begin, end)]
             yield np.concatenate(parts) if parts else np.empty(0, STORAGE[self.dtype])

@@ -53,8 +53,8 @@ def read_header(read: Callable[[int, int], bytes], size: int) -> dict[str, Store
         raise _bad(f"header length {length} does not fit the file")
     try:
         header = json.loads(read(8, length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(f"header is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, an integer over 4300 digits, nested too deep
+        raise _bad(f"header is not JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(header, dict):
         raise _bad("header is not a JSON object")
     start = 8 + length
@@ -66,9 +66,9 @@ def read_header(read: Callable[[int, int], bytes], size: int) -> dict[str, Store
             dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise _bad(f"entry {name!r} lacks dtype, shape or data_offsets") from None
-        if dtype not in READABLE_DTYPES:
+        if not isinstance(dtype, str) or dtype not in READABLE_DTYPES:  # a list or an object is not hashable
             raise FormatError("checkpoint", name, f"tensor dtype {dtype!r} is not one of {', '.join(READABLE_DTYPES)}")
-        valid = all(isinstance(n, int) and n >= 0 for n in (*shape, begin, end))
+        valid = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (*shape, begin, end))
         if not valid or end - begin != math.prod(shape) * READABLE_DTYPES[dtype].itemsize or start + end > size:
             raise _bad(f"entry {name!r} has inconsistent shape and data_offsets")
         tensors[name] = StoredTensor(name, dtype, shape, start + begin, start + end)

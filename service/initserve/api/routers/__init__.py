@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from initserve.api.routers import catalog, health, model, stats, tensor
+from initserve.api.routers import catalog, health, model, observability, stats, tensor
 
-ROUTERS: tuple[APIRouter, ...] = (tensor.router, model.router, stats.router, catalog.router, health.router)
+ROUTERS: tuple[APIRouter, ...] = (tensor.router, model.router, stats.router, catalog.router, health.router,
+                                   observability.router)
 
 __all__ = ["ROUTERS"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from initserve.api.query import parse_dims
-from initserve.api.schemas import FanInfo, Gain, MethodInfo, ParameterInfo, problem_responses
+from initserve.api.query import parse_dims, query_dict, reject_unknown
+from initserve.api.schemas import FanInfo, Gain, MethodInfo, ParameterInfo, problem_responses, query_pattern
 from initserve.core import METHODS, NONLINEARITIES, Method, Param, calculate_gain, compute_fans
 from initserve.core.layout import Layout
 
@@ -50,12 +50,17 @@ async def methods() -> list[MethodInfo]:
 
 @router.get("/gain", responses=_PROBLEMS, summary="Recommended gain of a nonlinearity")
 def gain(
-    nonlinearity: Annotated[str, Query(description=f"one of: {', '.join(NONLINEARITIES)}")],
+    nonlinearity: Annotated[str, Query(description=f"one of: {', '.join(NONLINEARITIES)}",
+                                       json_schema_extra={"enum": list(NONLINEARITIES)})],  # the core checks
     negative_slope: Annotated[
         float | None, Query(allow_inf_nan=False, description="leaky_relu slope (default 0.01)")
     ] = None,
+    *,
+    request: Request,
 ) -> Gain:
     """PyTorch's ``calculate_gain`` table, plus second-moment gains for gelu, silu, elu, softplus, mish."""
+    reject_unknown(request.query_params, allowed=("nonlinearity", "negative_slope"))  # a typo must not pass silently
+    query_dict(request.query_params)  # each parameter once
     return Gain(
         nonlinearity=nonlinearity, negative_slope=negative_slope, gain=calculate_gain(nonlinearity, negative_slope)
     )
@@ -63,10 +68,15 @@ def gain(
 
 @router.get("/fans", responses=_PROBLEMS, summary="fan_in, fan_out and receptive field of a shape")
 async def fans(
-    shape: Annotated[str, Query(description="comma-separated dimensions, e.g. 64,3,3,3")],
+    shape: Annotated[str, Query(description="comma-separated dimensions, e.g. 64,3,3,3",
+                                json_schema_extra={"pattern": query_pattern("shape")})],  # parse_dims checks
     layout: Annotated[Layout, Query(description="torch: [out, in, *kernel]; keras/jax: [*kernel, in, out]")] = "torch",
+    *,
+    request: Request,
 ) -> FanInfo:
     """Fans as the layout's framework computes them (< 2 dims: 422 except in layout keras)."""
+    reject_unknown(request.query_params, allowed=("shape", "layout"))
+    query_dict(request.query_params)
     dims = parse_dims(shape)
     result = compute_fans(tuple(dims), layout)
     return FanInfo(

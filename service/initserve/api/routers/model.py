@@ -41,11 +41,13 @@ REQUEST_BODY = {
                 "type": "object",
                 "required": ["model"],
                 "properties": {
-                    "model": {"type": "string", "description": "the ModelRequest as JSON text"},
+                    "model": {**_REF, "description": "the ModelRequest as JSON text (a form field, not a file)"},
                     "checkpoint": {"type": "string", "format": "binary",
                                    "description": "safetensors file: matching tensors are copied"},
                 },
-            }
+            },
+            "encoding": {"model": {"contentType": "application/json"},
+                         "checkpoint": {"contentType": "application/octet-stream"}},
         },
     },
 }
@@ -59,7 +61,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     **CONDITIONAL_RESPONSES,
     **problem_responses({413: "over INITSERVE_MAX_MODEL_ELEMENTS, a per-tensor limit, the JSON cap or the upload "
                          "limit", 422: "invalid model: unknown layer type, missing size, impossible shape, "
-                         "checkpoint shape mismatch"}),
+                         "checkpoint shape mismatch", 503: "the memory budget is full, or generation ran past "
+                         "the time limit: retry after Retry-After seconds"}),
 }
 FormatQuery = Annotated[ModelAnswer, Query(alias="format", description="safetensors (default), npz, json, manifest")]
 TensorsQuery = Annotated[str | None, Query(description="comma-separated tensor names: answer only these")]

@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["stats"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the report (JSON)", "content": {"application/json": {"schema": {"type": "object"}}}},
-    **problem_responses({413: "over a size limit or the propagation budget", 422: "invalid specification"}),
+    **problem_responses({413: "over a size limit or the propagation budget", 422: "invalid specification",
+                         503: "the memory budget is full, or generation ran past the time limit: retry after "
+                         "Retry-After seconds"}),
 }
 BinsQuery = Annotated[int, Query(ge=1, le=1000, description="histogram bins")]
 SampleQuery = Annotated[int, Query(ge=2, le=1 << 22, description="largest sample; bigger tensors are subsampled "
@@ -33,7 +35,7 @@ def post_stats(request: StatsRequest, http: Request, settings: SettingsDep, bins
     """The body is a tensor spec (as /v1/tensor) or a model (as /v1/model, recognised by ``layers``)."""
     reject_unknown(http.query_params, allowed=("bins", "sample"))
     query_dict(http.query_params)
-    return stats_response(request, bins, sample, settings)
+    return stats_response(request, bins, sample, settings, http)
 
 
 @router.post("/stats/propagation", response_class=Response, responses=RESPONSES,
@@ -41,4 +43,4 @@ def post_stats(request: StatsRequest, http: Request, settings: SettingsDep, bins
 async def post_propagation(request: PropagationRequest, http: Request, settings: SettingsDep) -> Response:
     """Per layer: activation mean/std, saturated or dead units, gradient std, and the mean-field theory."""
     reject_unknown(http.query_params, allowed=())
-    return await run_in_threadpool(propagation_response, request, settings)
+    return await run_in_threadpool(propagation_response, request, settings, http)

@@ -54,6 +54,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         {
             413: "over INITSERVE_MAX_ELEMENTS, the JSON cap or the dense-matrix side",
             422: "invalid specification, or a format that cannot carry it",
+            503: "the memory budget is full, or generation ran past the time limit: retry after Retry-After seconds",
         }
     ),
 }

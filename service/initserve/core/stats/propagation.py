@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from initserve.core import deadline
 from initserve.core.errors import SpecError, WorkLimit
 from initserve.core.layout import canonical_shape
 from initserve.core.model import Model, ModelTensor, resolve_model
@@ -166,10 +167,14 @@ def _check(plans: Sequence[_Plan], input_shape: tuple[int, ...], batch: int, bud
 
 
 def _layer(plan: _Plan) -> _Layer:
-    """Generate the weights of ``plan`` (as /v1/model serves them) in float64."""
+    """Generate the weights of ``plan`` (as /v1/model serves them) in float64 (a whole-matrix method's
+    built matrix is dropped at once: the float64 copy is what the layer keeps)."""
+    deadline.check()
     bias = None if plan.bias is None else canonical_values(plan.bias.tensor).ravel()
-    return _Layer(plan.index, plan.weight.layer, plan.kind, canonical_values(plan.weight.tensor), bias,
-                  _moment(plan.weight), _moment(plan.bias), plan.act)
+    weight = canonical_values(plan.weight.tensor)
+    plan.weight.tensor.release()
+    return _Layer(plan.index, plan.weight.layer, plan.kind, weight, bias, _moment(plan.weight), _moment(plan.bias),
+                  plan.act)
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
@@ -220,6 +225,7 @@ def _forward_backward(stack: Sequence[_Layer], x: np.ndarray,
     """Pre-activations and activations forward; ∂L/∂h backward from the deterministic unit gradient."""
     pre, post, inputs = [], [], []
     for layer in stack:
+        deadline.check()
         inputs.append(x.shape)
         pre.append(layer.forward(x))
         x = layer.act.f(pre[-1])
@@ -227,6 +233,7 @@ def _forward_backward(stack: Sequence[_Layer], x: np.ndarray,
     gradient = resolve("normal", list(x.shape), dtype="float64", seed=seed, name="gradient").region()
     grads: list[np.ndarray] = [np.empty(0)] * len(stack)
     for position in reversed(range(len(stack))):
+        deadline.check()
         grads[position] = gradient * stack[position].act.derivative(pre[position])
         gradient = stack[position].backward(grads[position], inputs[position])
     return pre, post, grads
