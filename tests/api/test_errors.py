@@ -51,6 +51,11 @@ CASES: list[tuple[str, str, Any, str, Any]] = [
     ("slice 0:1.0, query", "GET", {"method": "normal", "shape": "4", "slice": "0:1.0"}, "slice", "0:1.0"),
     ("missing shape", "POST", {"method": "normal"}, "shape", None),
     ("too many dims", "POST", {"method": "zeros", "shape": [1] * 9}, "shape", [1] * 9),
+    # dimensions past int64 were OverflowErrors (500s) computing fans (found fuzzing, test_fuzz)
+    ("dim over int64", "POST", {"method": "xavier_uniform", "shape": [2**63, 2]}, "shape", [2**63, 2]),
+    ("400-digit dim", "POST", {"method": "kaiming_normal", "shape": [10**400, 10**400]}, "shape", [10**400] * 2),
+    ("400-digit dim, query", "GET", {"method": "lecun_uniform", "shape": f"3,{10**400}"}, "shape", [3, 10**400]),
+    ("400-digit groups", "POST", {"method": "dirac", "shape": [4, 2, 3], "groups": 10**400}, "groups", 10**400),
     ("negative std", "POST", {"method": "normal", "shape": [2], "std": -1}, "std", -1.0),
     ("negative std, query", "GET", {"method": "normal", "shape": "2", "std": "-0.5"}, "std", -0.5),
     ("NaN number", "POST", NAN_BODY, "std", "nan"),
@@ -128,6 +133,18 @@ def test_validation_problem_lists_every_error(client):
 
 
 BODY_ROUTES = ["/v1/tensor", "/v1/stats", "/v1/stats/propagation", "/v1/model"]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize("field", ["name", "std", "layers"])
+def test_deeply_nested_values_are_422(client, path, field):
+    """Found fuzzing: a value nested 500 deep (still JSON that parses) was a 500: rendering the 422 about it
+    recursed once per level (errors.jsonable)."""
+    nested = "[" * 500 + "]" * 500
+    response = client.post(path, content=f'{{"method": "normal", "shape": [2], "{field}": {nested}}}',
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)

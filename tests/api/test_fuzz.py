@@ -13,9 +13,11 @@ query parameters, unexpected HTTP methods). The coverage phase of the JSON bodie
 tensor and model unions make it ~30 000 requests (8 minutes; it found nothing the fuzzing phase does not).
 ``stateful`` has nothing to do: the API has no resources and the document no links.
 
-Two inputs the document cannot describe get their own generators, answers checked against the
-document the same way: uploaded checkpoints (safetensors headers of any shape) and conditional/range
-request headers (``Range``, ``If-Range``, ``If-None-Match``: 206, 304, 412, 416).
+Three inputs the document cannot describe (or schemathesis rarely draws) get their own generators, answers
+checked against the document the same way: uploaded checkpoints (safetensors headers of any shape),
+conditional/range request headers (``Range``, ``If-Range``, ``If-None-Match``: 206, 304, 412, 416), and
+valid bodies of every JSON endpoint with one or two values made extreme (integers past int64, values nested
+400 deep, 5000-character texts, the wrong kind of JSON).
 
 Reproducible: ``derandomize=True`` (examples depend on the document alone) and no example database
 (Hypothesis keeps only its self-git-ignored ``.hypothesis/`` caches). Bounded: a fixed number of
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +49,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from initserve.api import Settings, create_app
+
+from .cases import SPECS
 
 OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
@@ -189,3 +194,82 @@ def test_conditional_and_range_answers_match_the_document(
     case = (TENSOR_GET.Case(query=query, headers=headers) if verb == "GET"
             else TENSOR_POST.Case(query=query, body=spec, media_type="application/json", headers=headers))
     case.call_and_validate(app=APP, checks=RESPONSE_CHECKS)
+
+
+# --- valid bodies with one value made extreme: sizes past int64, nesting, long texts, wrong kinds -----------
+
+SEEDS: list[tuple[str, dict[str, Any]]] = [
+    *(("/v1/tensor", spec) for spec in SPECS),
+    *(("/v1/stats", spec) for spec in SPECS[:6]),
+    ("/v1/model", {
+        "layers": [
+            {"type": "conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": [3, 3], "groups": 1},
+            {"type": "batch_norm2d", "num_features": 4},
+            {"type": "embedding", "num_embeddings": 5, "embedding_dim": 4, "padding_idx": 0},
+            {"type": "lstm", "input_size": 4, "hidden_size": 3, "num_layers": 2, "bidirectional": True},
+            {"type": "multihead_attention", "embed_dim": 4, "num_heads": 2},
+            {"type": "layer_norm", "normalized_shape": [4]},
+            {"type": "linear", "in_features": 4, "out_features": 2, "init": {"weight": {"method": "orthogonal"}}},
+            {"type": "tensor", "name": "t", "shape": [2, 3], "init": {"method": "normal", "std": 0.1}},
+        ],
+        "scheme": "xavier", "seed": 3, "slices": {"t": [[0, 1]]}, "shards": {"6.weight": {"dim": 0, "index": 1, "count": 2}},
+    }),
+    ("/v1/stats", {"layers": [{"type": "linear", "in_features": 3, "out_features": 2}], "scheme": {"weight": {
+        "method": "kaiming_normal", "nonlinearity": "relu"}}, "n_layer": None}),
+    ("/v1/stats/propagation", {
+        "layers": [{"type": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "nonlinearity": "relu"},
+                   {"type": "linear", "in_features": 12, "out_features": 2, "nonlinearity": "tanh"}],
+        "input_shape": [2, 4, 4], "batch_size": 8, "input": {"method": "uniform", "low": -1, "high": 1},
+    }),
+]
+"""A valid body of every JSON endpoint, each layer type and window field included."""
+
+_DEEP: Any = []
+for _ in range(400):
+    _DEEP = [_DEEP]
+EXTREMES = st.sampled_from([10**400, -(10**400), 2**63, 2**63 - 1, 2**64, -(2**63), 10**12, -1, 0, 1e308, -1e308,
+                            5e-324, _DEEP, {"a": _DEEP}, "x" * 5000, "", None, True, [], {}, [[0, 1]] * 200,
+                            [2**62] * 8])
+"""Values past every bound the service has: int64, float64, nesting, lengths, and the wrong kind of JSON."""
+
+
+def _locations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value (the root included)."""
+    found = [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found += _locations(item, (*path, key))
+    return found
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+@st.composite
+def extreme_bodies(draw: st.DrawFn) -> tuple[str, Any]:
+    """A seed body with one or two of its values (or keys' values) replaced by an extreme one."""
+    path, body = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 2))):
+        body = _replaced(body, draw(st.sampled_from(_locations(body))), draw(EXTREMES | JSON_VALUES))
+    return path, body
+
+
+@given(target=extreme_bodies(), fmt=st.sampled_from(["json", "manifest", None]))
+@settings(BOUNDED, max_examples=3 * MAX_EXAMPLES)
+def test_extreme_values_in_valid_bodies_are_served_or_refused_with_a_4xx(
+    target: tuple[str, Any], fmt: str | None
+) -> None:
+    """Found sizes past int64 (OverflowError), values nested 500 deep (RecursionError rendering the 422) and
+    an LSTM with 10**12 stacked layers (minutes, gigabytes): 500s, see test_errors and test_model."""
+    path, body = target
+    query = {"format": fmt} if fmt and path in ("/v1/tensor", "/v1/model") and (fmt != "manifest" or
+                                                                                 path == "/v1/model") else {}
+    case = schema[path]["POST"].Case(body=body, media_type="application/json", query=query)
+    response = case.call(app=APP)
+    assert response.status_code < 500, case.as_curl_command()
+    case.validate_response(response, checks=RESPONSE_CHECKS)

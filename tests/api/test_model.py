@@ -557,6 +557,13 @@ ERRORS: list[Any] = [
                                                                             "nonlinearity": "relu"}})]}, {},
      "layers.0.init.weight.gain", 2.0),
     ("repeated query parameter", {"layers": [TINY]}, {"format": ["json", "npz"]}, "format", ["json", "npz"]),
+    # sizes past int64 were OverflowErrors (500s) in the fan computations (found fuzzing, test_fuzz)
+    ("size over int64", {"layers": [linear(10**400, 2)]}, {}, "layers.0.in_features", 10**400),
+    ("kernel over int64", {"layers": [{"type": "conv2d", "in_channels": 2, "out_channels": 2,
+                                       "kernel_size": [2**63, 1]}]}, {}, "layers.0.kernel_size", [2**63, 1]),
+    ("tensor entry dimension over int64", {"layers": [{"type": "tensor", "name": "t", "shape": [2**63, 2],
+                                                       "init": {"method": "xavier_uniform"}}]}, {}, "layers.0.shape",
+     [2**63, 2]),
 ]
 
 
@@ -611,6 +618,21 @@ def test_limits_are_413_before_any_work(no_generation, settings, body, query, fi
         problem = assert_model_problem(post_model(client, body, **query), 413, field, value)
         assert time.perf_counter() - started < 1.0
     assert f"INITSERVE_{variable}" in problem["detail"]
+
+
+@pytest.mark.parametrize("path", ["/v1/model", "/v1/stats"])
+def test_stacked_recurrent_layers_count_toward_max_layers(path):
+    """Found fuzzing: ``{"type": "lstm", "num_layers": 10**12}`` is one entry of ``layers``, so it passed
+    INITSERVE_MAX_LAYERS, and the core built its stacked layers' tensors one by one: minutes of CPU and
+    gigabytes, then a MemoryError (500)."""
+    lstm = {"type": "lstm", "input_size": 2, "hidden_size": 2, "num_layers": 3}
+    with TestClient(create_app(Settings(max_layers=3))) as client:
+        assert client.post(path, json={"layers": [lstm]}).status_code == 200
+        assert_model_problem(client.post(path, json={"layers": [lstm, linear(2, 2)]}), 413, "layers", 4)
+        started = time.perf_counter()
+        huge = {"layers": [{**lstm, "num_layers": 10**12}]}
+        assert_model_problem(client.post(path, json=huge), 413, "layers", 10**12)
+        assert time.perf_counter() - started < 1.0
 
 
 def test_model_limits_are_inclusive():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -61,6 +62,10 @@ _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _METHOD_NAMES = frozenset(name for method in METHODS for name in (method.name, *method.aliases))
 _LAYER_NAMES = frozenset([*(name for kind in LAYER_TYPES for name in (kind.name, *kind.aliases)), "tensor"])
 _MAX_VALUE_CHARS = 200
+_MAX_VALUE_DEPTH = 16
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 4, 64, 64, 64
+_SHORT.maxstring = _SHORT.maxother = _MAX_VALUE_CHARS
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -102,8 +107,11 @@ class ProblemResponse(Response):
         return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` made JSON-safe: non-finite floats as strings, long texts and odd objects shortened."""
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` made JSON-safe: non-finite floats as strings, long texts, long or deep containers and odd objects
+    shortened (a value nested 500 deep was a ``RecursionError``, a 500, rendering the 422 about it)."""
+    if isinstance(value, list | tuple | dict) and depth >= _MAX_VALUE_DEPTH:
+        return "…"
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if value is None or isinstance(value, bool | int | float):
@@ -111,10 +119,10 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, str):
         return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS] + "…"
     if isinstance(value, list | tuple) and len(value) <= 64:
-        return [jsonable(item) for item in value]
+        return [jsonable(item, depth + 1) for item in value]
     if isinstance(value, dict) and len(value) <= 64:
-        return {str(key): jsonable(item) for key, item in value.items()}
-    text = repr(value)
+        return {str(key): jsonable(item, depth + 1) for key, item in value.items()}
+    text = _SHORT.repr(value) if isinstance(value, list | tuple | dict) else repr(value)  # reprlib: bounded depth
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "…"
 
 
