@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from initserve.api.errors import Described, problem_answer
+from initserve.api.errors import PROBLEMS, Described, TooLarge, problem_answer
 from initserve.api.settings import Settings
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -72,5 +72,6 @@ class BodyLimit:
 
 
 async def _refuse(size: int, limit: int, setting: str, scope: Scope, receive: Receive, send: Send) -> None:
+    problem = PROBLEMS[TooLarge]  # the same 413 as every other size limit
     described = Described("body", size, f"request body over {limit} bytes ({setting})")
-    await problem_answer(413, "too-large", "Request too large", described)(scope, receive, send)
+    await problem_answer(problem.status, problem.slug, problem.title, described)(scope, receive, send)

@@ -61,7 +61,7 @@ from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, SpecError, Window, window_box
 from initserve.core.model import Model, ModelTensor, resolve_model
 from initserve.core.plans import Box
-from initserve.formats import TensorSource, encode_many
+from initserve.formats import SourceView, TensorSource, encode_many
 from initserve.formats.body import TensorPart
 from initserve.formats.safetensors import safetensors_header
 
@@ -179,26 +179,8 @@ def resolve_windows(model: Model, request: ModelRequest) -> Windows:
 
 
 @dataclass(frozen=True)
-class OneAtATime:
+class OneAtATime(SourceView[ModelTensor | Window]):
     """A whole-matrix model tensor (or its window) that drops its built matrix after each pass over it."""
-
-    source: ModelTensor | Window
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.source.shape
-
-    @property
-    def dtype(self) -> str:
-        return self.source.dtype
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self.source.metadata
 
     def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
         try:

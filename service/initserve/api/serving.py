@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -60,7 +59,7 @@ from initserve.api.query import canonical_query
 from initserve.api.settings import Settings
 from initserve.core import ALGORITHM_VERSION, SpecError, Tensor, Window, box_json, resolve, window_box
 from initserve.core.plans import Box
-from initserve.formats import Format, TensorSource, encode
+from initserve.formats import Format, SourceView, TensorSource, encode
 
 ALGORITHM_HEADER = "X-Initserve-Algorithm-Version"
 SPEC_HEADER = "X-Initserve-Spec"
@@ -71,26 +70,14 @@ TENSOR_PATH = "/v1/tensor"
 
 
 @dataclass(frozen=True)
-class NamedSource:
+class NamedSource(SourceView[Tensor | Window]):
     """A tensor (or window) presented to the encoders under another name (safetensors key)."""
 
-    tensor: Tensor | Window
-    name: str
+    key: str
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.tensor.shape
-
-    @property
-    def dtype(self) -> str:
-        return self.tensor.dtype
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self.tensor.metadata
-
-    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
-        return self.tensor.iter_flat(start, stop)
+    def name(self) -> str:
+        return self.key
 
 
 def encoder_source(tensor: Tensor | Window, fmt: Format) -> TensorSource:

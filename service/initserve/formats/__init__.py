@@ -33,7 +33,7 @@ from initserve.formats.npy import encode_npy
 from initserve.formats.npz import encode_npz
 from initserve.formats.raw import encode_raw
 from initserve.formats.safetensors import encode_safetensors
-from initserve.formats.source import TensorSource
+from initserve.formats.source import SourceView, TensorSource
 
 Format = Literal["npy", "safetensors", "json", "raw"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -48,6 +48,7 @@ __all__ = [
     "Format",
     "FormatError",
     "ModelFormat",
+    "SourceView",
     "TensorSource",
     "encode",
     "encode_json",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -51,6 +52,35 @@ class TensorSource(Protocol):
         ``stop - start`` elements.
         """
         ...
+
+
+S = TypeVar("S", bound=TensorSource)
+
+
+@dataclass(frozen=True)
+class SourceView(Generic[S]):
+    """``source`` presented as it is; subclasses change one aspect (its name, what iterating it does)."""
+
+    source: S
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.source.dtype
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.source.metadata
+
+    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        return self.source.iter_flat(start, stop)
 
 
 def storage_dtype(dtype: str) -> np.dtype:
