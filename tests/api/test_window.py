@@ -145,9 +145,20 @@ def test_bad_get_windows_are_422_naming_the_field(client, params, field):
     assert response.json()["field"].startswith(field), response.json()
 
 
-def test_stats_refuses_windows(client):
-    response = client.post("/v1/stats", json={"method": "normal", "shape": [8, 4], "slice": [[0, 2]]})
-    assert response.status_code == 422 and response.json()["field"] == "slice"
+@pytest.mark.parametrize(("body", "field"), [
+    ({"method": "normal", "shape": [8, 4], "slice": [[0, 2]]}, "slice"),
+    ({"method": "normal", "shape": [8, 4], "shard": {"dim": 0, "index": 0, "count": 2}}, "shard"),
+    ({"layers": [{"type": "linear", "in_features": 4, "out_features": 2}], "slices": {"weight": [[0, 1]]}}, "slices"),
+    ({"layers": [{"type": "linear", "in_features": 4, "out_features": 2}],
+      "shards": {"weight": {"dim": 0, "index": 0, "count": 2}}}, "shards"),
+])
+def test_stats_describes_whole_tensors_and_its_schema_has_no_windows(client, body, field):
+    response = client.post("/v1/stats", json=body)
+    assert response.status_code == 422 and response.json()["field"] == field, response.text
+    assert "unknown field" in response.json()["detail"]
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert field not in schemas["NormalWholeSpec"]["properties"] and field not in schemas["ModelSpec"]["properties"]
+    assert field in {**schemas["NormalSpec"]["properties"], **schemas["ModelRequest"]["properties"]}
 
 
 # --- /v1/model --------------------------------------------------------------------------------------------

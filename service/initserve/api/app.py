@@ -16,6 +16,7 @@ from fastapi import FastAPI
 import initserve
 from initserve.api.access import install_access
 from initserve.api.admission import MemoryBudget
+from initserve.api.allocator import return_freed_memory
 from initserve.api.body_limit import BodyLimit
 from initserve.api.errors import install_error_handlers
 from initserve.api.observability import install_observability
@@ -34,6 +35,7 @@ shape, dtype, layout, seed, name) and of the algorithm version reported in the
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new initserve app using ``settings`` (default: read from ``INITSERVE_*``)."""
+    return_freed_memory()  # process-wide: RSS follows the memory budget (see allocator.py)
     app = FastAPI(title="initserve", version=initserve.__version__, description=DESCRIPTION)
     app.state.settings = settings if settings is not None else get_settings()
     app.state.budget = MemoryBudget(app.state.settings.memory_budget)  # per app, hence per worker process

@@ -172,8 +172,8 @@ def _pydantic_error(error: dict[str, Any]) -> Described:
         return Described(named or "body", None, f"invalid JSON: {error.get('ctx', {}).get('error', 'decode error')}")
     if kind == "missing":
         return Described(path, None, "is required")
-    if kind == "extra_forbidden" and tag is not None:
-        message = f"unknown field for method {tag!r}"
+    if kind == "extra_forbidden":
+        message = "unknown field" if tag is None else f"unknown field for method {tag!r}"
     return Described(path or "body", value, message)
 
 

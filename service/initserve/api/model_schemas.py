@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-from initserve.api.schemas import SEED_SCHEMA, FiniteFloat, InitSpec, Pair, ShardSpec, TensorRequest, camel, param_field
+from initserve.api.schemas import (
+    SEED_SCHEMA,
+    FiniteFloat,
+    InitSpec,
+    Pair,
+    ShardSpec,
+    WholeTensorSpec,
+    camel,
+    param_field,
+)
 from initserve.core import NONLINEARITIES
 from initserve.core.model import LAYER_TYPES, FrameworkName, LayerType, PresetName
 
@@ -101,8 +110,8 @@ Scheme = Annotated[
 """A preset name or explicit rules (tagged, so errors read ``scheme`` or ``scheme.weight.std``)."""
 
 
-class ModelRequest(Strict):
-    """A model: layers in order, the framework whose names and defaults to follow, and a scheme."""
+class ModelSpec(Strict):
+    """A model: layers in order, the framework whose names and defaults to follow, and a scheme (``/v1/stats``)."""
 
     layers: list[Layer] = Field(min_length=1, description="the layers, in order")
     framework: FrameworkName = Field(default="torch", description="tensor names, kernel layouts and default inits")
@@ -117,6 +126,15 @@ class ModelRequest(Strict):
                               "stays int64)")
     n_layer: int | None = Field(default=None, ge=1, description="scheme gpt2: number of transformer blocks "
                                 "(default: half the layers marked residual_projection)")
+
+    def core_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`initserve.core.model.resolve_model`."""
+        return core_arguments(self)
+
+
+class ModelRequest(ModelSpec):
+    """A model (``/v1/model``), and the parts of its tensors to answer."""
+
     slices: dict[str, list[Pair]] | None = Field(
         default=None, description="per tensor name, answer only this box: [start, stop) per leading dimension "
         "of the tensor's shape (as /v1/tensor's slice)")
@@ -125,8 +143,8 @@ class ModelRequest(Strict):
         "dim) (within its slice if both are given)")
 
     def core_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`initserve.core.model.resolve_model`."""
-        data = core_arguments(self)
+        """Keyword arguments of :func:`initserve.core.model.resolve_model` (the windows are not among them)."""
+        data = super().core_arguments()
         data.pop("slices", None)
         data.pop("shards", None)
         return data
@@ -137,7 +155,7 @@ def _stats_tag(value: Any) -> str:
 
 
 StatsRequest = Annotated[
-    Union[Annotated[TensorRequest, Tag("tensor-spec")], Annotated[ModelRequest, Tag("model-spec")]],  # noqa: UP007
+    Union[Annotated[WholeTensorSpec, Tag("tensor-spec")], Annotated[ModelSpec, Tag("model-spec")]],  # noqa: UP007
     Discriminator(_stats_tag),
 ]
 """``POST /v1/stats``: a tensor spec (as /v1/tensor) or a model (as /v1/model, recognised by ``layers``)."""

@@ -53,8 +53,8 @@ class ShardSpec(BaseModel):
     count: int = Field(description="number of parts, >= 1")
 
 
-class SpecBase(BaseModel):
-    """Fields every tensor specification has, whatever its method."""
+class WholeSpecBase(BaseModel):
+    """Fields every tensor specification has, whatever its method (``/v1/stats`` describes whole tensors)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -80,6 +80,11 @@ class SpecBase(BaseModel):
         "(nn.Embedding's padding_idx p is [[p, p+1]]); GET form: '3:4,10:12'",
         examples=[[[0, 1]]],
     )
+
+
+class SpecBase(WholeSpecBase):
+    """A tensor specification of ``/v1/tensor``: the whole tensor's fields, and the part to answer."""
+
     slice: list[Pair] | None = Field(
         default=None,
         description="answer only this box: [start, stop) per leading dimension (missing trailing dimensions "
@@ -126,7 +131,8 @@ class InitBase(BaseModel):
 
 
 def spec_model(method: Method, base: type[BaseModel] = SpecBase, suffix: str = "Spec") -> type[BaseModel]:
-    """The wire model of one method, on ``base`` (:class:`SpecBase` for a tensor, :class:`InitBase` for an init)."""
+    """The wire model of one method, on ``base`` (:class:`SpecBase` for a tensor, :class:`WholeSpecBase` for a
+    whole tensor, :class:`InitBase` for an init)."""
     clash = {param.name for param in method.params} & {*base.model_fields, "method"}
     if clash:
         raise RuntimeError(f"method {method.name!r} declares parameters that clash with common fields: {clash}")
@@ -140,6 +146,8 @@ def spec_model(method: Method, base: type[BaseModel] = SpecBase, suffix: str = "
 
 
 SPEC_MODELS: tuple[type[BaseModel], ...] = tuple(spec_model(method) for method in METHODS)
+WHOLE_SPEC_MODELS: tuple[type[BaseModel], ...] = tuple(spec_model(method, WholeSpecBase, "WholeSpec")
+                                                        for method in METHODS)
 INIT_MODELS: tuple[type[BaseModel], ...] = tuple(spec_model(method, InitBase, "Init") for method in METHODS)
 
 InitSpec = Annotated[Union[INIT_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
@@ -148,10 +156,13 @@ InitSpec = Annotated[Union[INIT_MODELS], Field(discriminator="method")]  # type:
 TensorRequest = Annotated[Union[SPEC_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
 """A tensor specification: the union of every method's model, discriminated by ``method``."""
 
+WholeTensorSpec = Annotated[Union[WHOLE_SPEC_MODELS], Field(discriminator="method")]  # type: ignore[valid-type]  # noqa: UP007
+"""A whole tensor's specification (``/v1/stats``): :data:`TensorRequest` without ``slice`` and ``shard``."""
+
 _ADAPTER: TypeAdapter[SpecBase] = TypeAdapter(TensorRequest)
 
 
-def spec_arguments(spec: SpecBase) -> dict[str, Any]:
+def spec_arguments(spec: WholeSpecBase) -> dict[str, Any]:
     """The keyword arguments for :func:`initserve.core.resolve`: only what the caller set.
 
     Defaults are filled by the core, the single source of truth for them.

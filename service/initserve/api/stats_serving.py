@@ -19,12 +19,12 @@ from starlette.responses import Response
 from initserve.api.admission import admit
 from initserve.api.errors import TooLarge
 from initserve.api.estimates import propagation_estimate, stats_estimate
-from initserve.api.model_schemas import ModelRequest, PropagationRequest
+from initserve.api.model_schemas import ModelSpec, PropagationRequest
 from initserve.api.model_serving import check_layers, check_model_limits
-from initserve.api.schemas import SpecBase, spec_arguments, window_arguments
+from initserve.api.schemas import WholeSpecBase, spec_arguments
 from initserve.api.serving import ALGORITHM_HEADER, check_limits
 from initserve.api.settings import Settings
-from initserve.core import ALGORITHM_VERSION, SpecError, Tensor, resolve
+from initserve.core import ALGORITHM_VERSION, Tensor, resolve
 from initserve.core.model import Model, resolve_model
 from initserve.core.stats import ALPHA, tensor_statistics
 from initserve.core.stats.propagation import propagate
@@ -46,23 +46,15 @@ def _json(document: dict[str, Any]) -> Response:
                     headers={ALGORITHM_HEADER: ALGORITHM_VERSION})
 
 
-def stats_response(request: SpecBase | ModelRequest, bins: int, sample: int, settings: Settings,
+def stats_response(request: WholeSpecBase | ModelSpec, bins: int, sample: int, settings: Settings,
                    http: Request) -> Response:
     """Statistics of one tensor, or of every tensor of a model (one row each, one tensor at a time)."""
-    if isinstance(request, ModelRequest):
-        for field in ("slices", "shards"):
-            if getattr(request, field) is not None:
-                raise SpecError(field, request.model_dump(mode="json", include={field})[field],
-                                "/v1/stats describes whole tensors; slices and shards are for /v1/model")
+    if isinstance(request, ModelSpec):
         check_layers(request.layers, settings)
         model = resolve_model(**request.core_arguments())
         check_model_limits(model, "safetensors", settings)
         tensors = [t.tensor for t in model.tensors]
     else:
-        for field, value in window_arguments(request).items():
-            if value is not None:
-                name = "slice" if field == "slices" else field
-                raise SpecError(name, value, "/v1/stats describes whole tensors; slice and shard are for /v1/tensor")
         tensor = resolve(**spec_arguments(request))
         check_limits(tensor, "npy", settings)
         tensors = [tensor]
