@@ -41,10 +41,12 @@ CPU_FEATURE_SETTINGS: dict[str, dict[str, str]] = {
         "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
         "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA",
     },
-    "baseline (no avx2/avx512)": {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"},
+    "baseline (no avx2/avx512)": {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+                                  "INITSERVE_SIMD": "baseline"},
 }
-"""Environments that make numpy (and glibc's libm) pick other SIMD kernels in a new process: the bytes
-served must not change (x86-64 feature names; numpy ignores the variable's names it does not know)."""
+"""Environments that make numpy (and glibc's libm) pick other SIMD kernels in a new process, and initserve's
+compiled kernels their baseline build (``INITSERVE_SIMD``, see core/_simd.h): the bytes served must not change
+(x86-64 feature names; numpy ignores the variable's names it does not know)."""
 
 
 def free_port() -> int:
