@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from initserve import cli
+from initserve import cli, supervisor
 
 
 def test_console_script_serve_help_exits_0():
@@ -28,12 +29,19 @@ def test_a_command_is_required(capsys):
     assert "serve" in capsys.readouterr().err
 
 
-@pytest.fixture
-def uvicorn_calls(monkeypatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+def replace_runners(monkeypatch, runner: Any) -> None:
+    """Replace both ways ``initserve serve`` runs uvicorn (one worker: ``uvicorn.run``; several:
+    :func:`initserve.supervisor.run_workers`) with ``runner(*args, **kwargs)``: no server starts."""
     import uvicorn
 
+    monkeypatch.setattr(uvicorn, "run", runner)
+    monkeypatch.setattr(supervisor, "run_workers", runner)
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    replace_runners(monkeypatch, lambda *args, **kwargs: calls.append((args, kwargs)))
     return calls
 
 
@@ -58,6 +66,70 @@ def test_options_override_the_environment(uvicorn_calls, monkeypatch):
     assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("0.0.0.0", 8123, 3)
 
 
+def test_several_workers_run_under_the_supervisor_that_stops_listening_at_sigterm(monkeypatch):
+    import uvicorn
+
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(("uvicorn.run", args, kwargs)))
+    monkeypatch.setattr(supervisor, "run_workers", lambda *args, **kwargs: calls.append(("run_workers", args, kwargs)))
+    cli.main(["serve", "--workers", "1"])
+    cli.main(["serve", "--workers", "2"])
+    assert [(runner, args, kwargs["workers"]) for runner, args, kwargs in calls] == [
+        ("uvicorn.run", (cli.APP_FACTORY,), 1), ("run_workers", (cli.APP_FACTORY,), 2)]
+    assert {**calls[0][2], "workers": 2} == calls[1][2]  # the same options otherwise
+
+
+def test_run_workers_binds_the_socket_and_runs_the_draining_supervisor(monkeypatch):
+    from initserve.testing import free_port
+
+    port = free_port()
+    seen: list[tuple[Any, list[socket.socket]]] = []
+
+    class Supervisor:  # uvicorn's would install signal handlers in the test process and start workers
+        def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+            seen.append((config, sockets))
+
+        def run(self) -> None:
+            ((_, (sock,)),) = seen
+            assert sock.getsockname() == ("127.0.0.1", port)  # bound (the workers make it listen)
+
+    monkeypatch.setattr(supervisor, "DrainingMultiprocess", Supervisor)
+    supervisor.run_workers(cli.APP_FACTORY, factory=True, host="127.0.0.1", port=port, workers=2,
+                           timeout_graceful_shutdown=7, log_config=None)
+    ((config, (sock,)),) = seen
+    assert (config.app, config.factory, config.workers, config.timeout_graceful_shutdown) == (
+        cli.APP_FACTORY, True, 2, 7)
+    assert sock.fileno() == -1  # closed at exit
+
+
+def test_the_supervisor_closes_its_listening_socket_before_it_signals_the_workers():
+    """Else the socket keeps listening, with nobody to accept, until the supervisor exits."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        signalled_with: list[int] = []
+
+        class Worker:
+            def terminate(self) -> None:
+                signalled_with.append(sock.fileno())
+
+        draining = supervisor.DrainingMultiprocess.__new__(supervisor.DrainingMultiprocess)  # no signal handlers
+        draining.sockets = [sock]
+        draining.processes = [Worker(), Worker()]  # type: ignore[list-item]
+        draining.terminate_all()
+        assert signalled_with == [-1, -1]
+
+
+def test_uvicorn_still_terminates_the_workers_through_terminate_all():
+    """:class:`~initserve.supervisor.DrainingMultiprocess` hooks ``terminate_all``, which uvicorn's
+    ``Multiprocess.run`` calls when it stops (uvicorn 0.30 to 0.54 at least)."""
+    import inspect
+
+    from uvicorn.supervisors import Multiprocess
+
+    assert "self.terminate_all()" in inspect.getsource(Multiprocess.run)
+
+
 def test_factory_path_names_the_real_factory():
     from initserve.api.app import create_app
 
@@ -69,7 +141,6 @@ def test_several_workers_share_a_fresh_metrics_directory_removed_at_exit(monkeyp
     """uvicorn spawns workers that inherit the environment: PROMETHEUS_MULTIPROC_DIR must be set before."""
     import os
 
-    import uvicorn
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     seen: list[str | None] = []
@@ -79,7 +150,7 @@ def test_several_workers_share_a_fresh_metrics_directory_removed_at_exit(monkeyp
         assert directory is not None and os.path.isdir(directory) and not os.listdir(directory)
         seen.append(directory)
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    replace_runners(monkeypatch, run)
     cli.main(["serve", "--workers", "2"])
     (directory,) = seen
     assert directory is not None and not os.path.exists(directory)
@@ -89,10 +160,9 @@ def test_several_workers_share_a_fresh_metrics_directory_removed_at_exit(monkeyp
 def test_one_worker_or_a_users_directory_is_left_alone(monkeypatch, tmp_path):
     import os
 
-    import uvicorn
 
     seen: list[str | None] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+    replace_runners(monkeypatch, lambda *args, **kwargs: seen.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     cli.main(["serve", "--workers", "1"])
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))

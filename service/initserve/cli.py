@@ -13,9 +13,11 @@ given here sends to stderr in every worker. With several workers, they share
 one fresh ``PROMETHEUS_MULTIPROC_DIR`` so that ``/metrics`` sums them all
 (:func:`initserve.api.observability.metrics_directory`).
 
-SIGTERM stops the server gracefully: it stops accepting connections, lets
-the answers in flight finish for up to ``INITSERVE_SHUTDOWN_TIMEOUT`` seconds
-(then cuts them), and exits 0 (Ctrl-C drains the same way).
+SIGTERM stops the server gracefully: it stops accepting connections (they are
+refused), lets the answers in flight finish for up to ``INITSERVE_SHUTDOWN_TIMEOUT``
+seconds (then cuts them), and exits 0 (Ctrl-C drains the same way). With several
+workers, uvicorn's supervisor would keep the listening socket open until the end:
+:mod:`initserve.supervisor` runs one that closes it when the drain begins.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import signal
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 APP_FACTORY = "initserve.api.app:create_app"
 
@@ -59,6 +62,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from initserve.api.access import AccessConfigError, load_api_keys
     from initserve.api.observability import logging_config, metrics_directory
     from initserve.api.settings import get_settings
+    from initserve.supervisor import run_workers
 
     settings = get_settings()
     try:  # once here, with a one-line message, rather than a traceback in every worker
@@ -67,18 +71,21 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         raise SystemExit(f"initserve: {exc}") from None
     workers = workers if workers is not None else settings.workers
     signal.signal(signal.SIGTERM, _stopped)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host if host is not None else settings.host,
+        "port": port if port is not None else settings.port,
+        "workers": workers,
+        "access_log": False,  # the app writes one access line per request (initserve.access)
+        # SIGTERM: in-flight answers finish, then exit (uvicorn annotates int; asyncio.wait_for takes a float)
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "log_config": logging_config(),
+    }
     with metrics_directory(workers):  # several workers: one PROMETHEUS_MULTIPROC_DIR for all, removed at exit
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=host if host is not None else settings.host,
-            port=port if port is not None else settings.port,
-            workers=workers,
-            access_log=False,  # the app writes one access line per request (initserve.access)
-            # SIGTERM: in-flight answers finish, then exit (uvicorn annotates int; asyncio.wait_for takes a float)
-            timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
-            log_config=logging_config(),
-        )
+        if workers > 1:  # uvicorn's supervisor, but one that stops listening when SIGTERM comes
+            run_workers(APP_FACTORY, **options)
+        else:
+            uvicorn.run(APP_FACTORY, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
