@@ -1,10 +1,13 @@
-"""``python -m bench [generation|ranges|load]`` (``make bench ARGS=…``): run the benchmarks, each rewriting its section.
+"""``python -m bench [generation|ranges|load|serving]`` (``make bench ARGS=…``): run the benchmarks, each rewriting
+its section.
 
 Without a name every benchmark runs. ``generation`` times core generation against
 ``torch.nn.init``; ``ranges`` times byte ranges of a 4 GiB virtual tensor against a
 whole 1 MiB tensor on a live server; ``load`` drives a live multi-worker server with
 concurrent clients and a seeded mix of requests (statuses, latency, peak RSS, health
-after). Each replaces only its own section of docs/benchmarks.md (see
+after); ``serving`` downloads a 1 GiB tensor from a live server against generating it
+in-process (and the server's peak RSS), and times small requests against a bare
+FastAPI app. Each replaces only its own section of docs/benchmarks.md (see
 :mod:`bench.sections`).
 """
 
@@ -19,11 +22,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from bench import generation, load, profiling, ranges, report, sections
+from bench import generation, load, profiling, ranges, report, sections, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = ("generation", "ranges", "load")
+BENCHMARKS = ("generation", "ranges", "load", "serving")
 FULL_COMMAND = 'make bench ARGS="generation --full"'
 
 
@@ -51,7 +54,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="generation: skip our orthogonal 4096² when projected above S seconds "
                              "(default %(default)g)")
     parser.add_argument("--repeat", type=int, default=3, metavar="K",
-                        help="generation: runs per side and case; the best is reported (default 3)")
+                        help="generation: runs per side and case; serving: rounds of 1 GiB downloads and in-process "
+                             "generations per format; the best is reported (default 3)")
     parser.add_argument("--requests", type=int, default=None, metavar="N",
                         help="ranges: timed requests per case, after a warm-up (default 30; 5 with --quick)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
@@ -64,7 +68,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="load: worker processes of the server (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run on small sizes (generation: 2^20 elements, orthogonal 128²/256²; ranges: "
-                             "64 KiB ranges of a 16 MiB tensor; load: 4–16 MiB streams, 8 clients for 5 s); "
+                             "64 KiB ranges of a 16 MiB tensor; load: 4–16 MiB streams, 8 clients for 5 s; "
+                             "serving: a 16 MiB tensor, a few hundred small requests); "
                              "writes no docs unless --output is given")
     parser.add_argument("--output", type=Path, default=None,
                         help="markdown file whose sections to replace (default docs/benchmarks.md; '-' to skip)")
@@ -149,7 +154,20 @@ def run_load(args: argparse.Namespace, command: str) -> str:
     return load.markdown(result, report.Machine.detect(None), command=command)
 
 
-RUNNERS = {"generation": run_generation, "ranges": run_ranges, "load": run_load}
+def run_serving(args: argparse.Namespace, command: str) -> str:
+    """Download a large tensor and time small requests on a live server, print the tables; return the section."""
+    log("serving: live server, a large download against in-process generation, small requests against FastAPI")
+    result = serving.run(quick=args.quick, repeat=args.repeat, log=log)
+    print()
+    print(serving.large_table(result.large))
+    print()
+    print(serving.large_summary(result.large))
+    print()
+    print(serving.small_table(result.small))
+    return serving.markdown(result, report.Machine.detect(None), command=command)
+
+
+RUNNERS = {"generation": run_generation, "ranges": run_ranges, "load": run_load, "serving": run_serving}
 
 
 def main(argv: list[str] | None = None) -> int:

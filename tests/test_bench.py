@@ -1,5 +1,5 @@
 """The benchmark harness: section-wise report writing, the range benchmark's expected bytes and checks, the load
-benchmark's mix and verdicts, smoke runs."""
+benchmark's mix and verdicts, smoke runs (the serving benchmark's too)."""
 
 from __future__ import annotations
 
@@ -204,3 +204,16 @@ def test_load_benchmark_smoke(tmp_path: Path) -> None:
     assert "`/healthz` 200" in section and "bytes match `resolve(...)`" in section
     assert "healthy server after: met" in section, section
     assert "| small GET |" in section and "**peak" in section
+
+
+def test_serving_benchmark_smoke(tmp_path: Path) -> None:
+    """A --quick run: downloads checked against the in-process bytes, small requests on initserve and the floor
+    app, a section written."""
+    output = tmp_path / "benchmarks.md"
+    assert main(["serving", "--quick", "--repeat", "1", "--output", str(output)]) == 0
+    section = sections.parse(output.read_text(encoding="utf-8"))["serving"]
+    assert section.startswith("## Serving")
+    assert "`make bench ARGS=\"serving --quick --repeat 1 --output" in section
+    assert "| raw | 16,777,216 |" in section and "| npy | 16,777,344 |" in section
+    assert "(limit 300 MB: met)" in section  # a 16 MiB stream, far below it
+    assert "| sequential, 1 client | 100 |" in section and "| concurrent, 2 clients | 80 |" in section

@@ -112,11 +112,15 @@ class ServerProcess:
         self.process.kill()
         self.process.wait()
 
+    def command(self) -> list[str]:
+        """The command line that serves on :attr:`port` (a subclass may serve something else)."""
+        return [*initserve_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers)]
+
     def __enter__(self) -> Self:
-        command = [*initserve_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--workers", str(self.workers)]
         self._output = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(command, env=self.env, stdout=self._output, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(self.command(), env=self.env, stdout=self._output,
+                                         stderr=subprocess.STDOUT)
         try:
             self._wait_healthy()
         except BaseException:

@@ -26,6 +26,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from safetensors.numpy import save as save_safetensors
+from starlette.responses import Response
 
 from initserve.api import Settings, create_app, model_serving, stats_serving
 from initserve.api.admission import MemoryBudget, admit
@@ -201,6 +202,24 @@ def test_an_answer_never_sent_gives_its_grant_back() -> None:
     assert (budget.used, budget.in_flight) == (0, 0)
 
 
+def test_a_body_of_one_chunk_is_answered_whole_and_gives_its_grant_back_at_once() -> None:
+    budget = MemoryBudget(1 << 20)
+    request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(budget=budget)))
+    closed: list[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield b"abc"
+            yield b"never asked for"
+        finally:
+            closed.append(True)
+
+    with admit(request, Settings(), 1000) as admission:
+        response = admission.streaming(chunks(), headers={"Content-Length": "3"})
+    assert type(response) is Response and response.body == b"abc" and closed == [True]
+    assert (budget.used, budget.in_flight) == (0, 0)
+
+
 # --- streams driven like uvicorn ------------------------------------------------------------------------
 
 
@@ -215,9 +234,10 @@ class Exchange:
 
 
 def exchange(app: FastAPI, query: str, *, disconnect_after: int | None = None, stall_after: int | None = None,
-             read_delay: float = 0.0) -> Exchange:
+             read_delay: float = 0.0, after_read: Callable[[], None] | None = None) -> Exchange:
     """GET /v1/tensor?``query`` through ``app`` as uvicorn would (ASGI 2.3); the client goes away after
-    ``disconnect_after`` body chunks, stops reading after ``stall_after``, or takes ``read_delay`` s per chunk."""
+    ``disconnect_after`` body chunks, stops reading after ``stall_after``, or takes ``read_delay`` s per chunk
+    (then calls ``after_read``)."""
     seen = Exchange()
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": "/v1/tensor", "raw_path": b"/v1/tensor", "root_path": "",
@@ -249,6 +269,8 @@ def exchange(app: FastAPI, query: str, *, disconnect_after: int | None = None, s
             if count == stall_after:
                 await anyio.sleep_forever()
             await anyio.sleep(read_delay)
+            if after_read is not None:
+                after_read()
 
         started = time.perf_counter()
         with anyio.fail_after(20):
@@ -321,6 +343,19 @@ def test_a_slow_reader_is_not_cut() -> None:
     assert_idle(app)
 
 
+def test_the_next_chunk_is_generated_while_one_is_sent(generation: SimpleNamespace) -> None:
+    """Generation runs one chunk ahead of the client, no further: while the client takes its time over chunk k,
+    chunk k + 1 is generated (generating and sending overlap), and chunk k + 2 is not (memory stays bounded)."""
+    app = create_app(Settings())
+    produced: list[int] = []
+    seen = exchange(app, f"method=normal&shape={1 << 22}&format=raw", read_delay=0.25,
+                    after_read=lambda: produced.append(generation.chunks))
+    assert seen.complete and [len(chunk) for chunk in seen.chunks] == [4 << 20] * 4 + [0]
+    assert produced == [2, 3, 4, 4, 4]
+    assert generation.closed == generation.started == 1
+    assert_idle(app)
+
+
 def test_a_failure_mid_stream_gives_the_grant_back(monkeypatch: pytest.MonkeyPatch) -> None:
     iter_flat = Tensor.iter_flat
 
@@ -340,9 +375,9 @@ def test_a_failure_mid_stream_gives_the_grant_back(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("path, body", [
-    ("/v1/tensor", {"method": "orthogonal", "shape": [512, 512]}),  # ~3 s of Gram–Schmidt, stopped in a panel
+    ("/v1/tensor", {"method": "orthogonal", "shape": [2048, 2048]}),  # ~1 s of reflections, stopped in a block
     ("/v1/tensor?format=json", {"method": "normal", "shape": [1 << 22]}),
-    ("/v1/stats", {"method": "orthogonal", "shape": [512, 512]}),
+    ("/v1/stats", {"method": "orthogonal", "shape": [2048, 2048]}),
     ("/v1/stats/propagation", {"layers": [linear(512, 512)] * 40, "batch_size": 512}),
 ], ids=["orthogonal", "json", "stats", "propagation"])
 def test_generation_past_the_time_limit_before_the_answer_is_503(path: str, body: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ passed and before any work (:mod:`.estimates`, from measurements), and asks the 
   ``memory_budget`` (never a 503 forever).
 
 The grant is released exactly once (:meth:`Grant.release` is idempotent): when a computed answer
-(statistics, a manifest, a 304, a HEAD) has been made, or — for a streamed answer — when its last byte
+(statistics, a manifest, a 304, a HEAD, a body that its first chunk holds whole) has been made, or — for a
+streamed answer — when its last byte
 has been handed to the server, the client went away, the time ran out or anything failed; as a last
 resort when the unsent response is garbage-collected. The budget is per worker process (each worker
 has its own app): ``workers × INITSERVE_MEMORY_BUDGET`` bounds the whole server. ``0`` turns the
@@ -26,9 +27,14 @@ within the same number of seconds is taken for gone. Before the answer starts, r
 **503** ``timeout`` with ``Retry-After`` (503, not 504: 504 says an *upstream* server timed out, which
 is what a proxy in front of initserve answers for its own timeouts; here this server is busy, and a
 retry later may succeed — clients retry 503s). A whole-matrix tensor (orthogonal …) is built before
-its answer starts, so its long computation ends in that 503 too. After the headers went out the
+its answer starts, so its long computation ends in that 503 too, and so is the first chunk of every
+streamed body (in the route's own thread). After the headers went out the
 stream stops and the connection is closed: the body is shorter than ``Content-Length`` says, which
 every HTTP client reports as an error.
+
+**Streaming.** After the first chunk, each is generated in a worker thread while the one before it is
+being sent — generating and sending overlap — and handed over when the response asks for it: at most one
+chunk waits ready ahead of the one being sent, besides the one in generation (:class:`_Chunks`).
 
 **Disconnects.** Starlette stops a streamed answer when the client goes away (it cancels the stream
 once the server reports the disconnect); each chunk is generated in a worker thread that is not
@@ -43,13 +49,15 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from initserve.api.errors import Overloaded, TooLarge
@@ -159,15 +167,24 @@ class Admission:
         self.prepare = prepare
         self.handed_over = False
 
-    def streaming(self, chunks: Iterator[bytes], **kwargs: Any) -> AdmittedResponse:
-        """The streamed answer of ``chunks`` (for :func:`~initserve.api.conditional.answer`); it owns the grant.
+    def streaming(self, chunks: Iterator[bytes], **kwargs: Any) -> Response:
+        """The answer of ``chunks`` (for :func:`~initserve.api.conditional.answer`), which takes the grant over.
 
-        ``prepare`` runs first, on the request's clock: the heavy part (a whole matrix) is done, or has
-        timed out as a 503, before the headers go out."""
+        ``prepare`` runs first, then the first chunk is generated, both on the request's clock in the route's own
+        thread: the heavy part (a whole matrix) is done, or has timed out as a 503, before the headers go out. A
+        body that its first chunk holds whole (its ``Content-Length``) is answered as it is, the grant given back
+        at once: nothing is left to generate, and no other thread is needed. A longer one streams as an
+        :class:`AdmittedResponse`."""
         if self.prepare is not None:
             self.prepare()
+        first = next(chunks, b"")
         self.handed_over = True
-        return AdmittedResponse(chunks, self.grant, self.clock, **kwargs)
+        length = Headers(kwargs.get("headers")).get("content-length")
+        if length is not None and len(first) >= int(length):
+            _close(chunks)
+            self.grant.release()
+            return Response(first, **kwargs)
+        return AdmittedResponse(first, chunks, self.grant, self.clock, **kwargs)
 
 
 @contextmanager
@@ -190,13 +207,25 @@ def admit(request: Request, settings: Settings, estimate: int,
         grant.release()
 
 
-class AdmittedResponse(StreamingResponse):
-    """A streamed answer that generates each chunk in a worker thread on the request's clock, and on any
-    end — complete, client gone, out of time, failure — closes the chunk generator, releases the grant and
-    runs its background task."""
+def _close(chunks: Iterator[bytes]) -> None:
+    """Run the ``finally`` clauses of a chunk generator (an iterator without ``close`` has none)."""
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
-    def __init__(self, chunks: Iterator[bytes], grant: Grant, clock: GenerationClock, **kwargs: Any) -> None:
-        super().__init__(_Chunks(chunks, clock), **kwargs)
+
+class AdmittedResponse(StreamingResponse):
+    """A streamed answer: ``first`` (its first chunk, already generated), then the rest of ``chunks``, each
+    generated in a worker thread on the request's clock while the one before is sent, up to the body's
+    ``Content-Length``; on any end — complete, client gone, out of time, failure — it waits for the chunk in
+    progress, closes the chunk generator, releases the grant and runs its background task."""
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], grant: Grant, clock: GenerationClock,
+                 **kwargs: Any) -> None:
+        body = _Chunks(first, chunks, clock)
+        super().__init__(body, **kwargs)
+        length = self.headers.get("content-length")
+        body.length = None if length is None else int(length)
         self.chunks = chunks
         self.grant = grant
         self.clock = clock
@@ -212,7 +241,7 @@ class AdmittedResponse(StreamingResponse):
                 await send(message)
 
         try:
-            await super().__call__(scope, receive, patient_send)
+            await body.serve(super().__call__(scope, receive, patient_send))
             if not body.finished:
                 rejected("disconnected")
         except (DeadlineExceeded, TimeoutError):
@@ -220,9 +249,7 @@ class AdmittedResponse(StreamingResponse):
         except ClientDisconnect:  # ASGI ≥ 2.4 servers: a send to a closed connection fails
             rejected("disconnected")
         finally:
-            close = getattr(self.chunks, "close", None)
-            if close is not None:
-                close()
+            _close(self.chunks)
             self.grant.release()
             if background is not None:
                 with anyio.CancelScope(shield=True):
@@ -230,19 +257,64 @@ class AdmittedResponse(StreamingResponse):
 
 
 class _Chunks:
-    """The async body of an :class:`AdmittedResponse`: ``next(chunks)`` in a worker thread, timed."""
+    """The async body of an :class:`AdmittedResponse`: ``first``, then ``next(chunks)`` in a worker thread, timed,
+    one chunk ahead.
 
-    def __init__(self, chunks: Iterator[bytes], clock: GenerationClock) -> None:
+    While the response sends chunk *k*, a task generates chunk *k* + 1 and waits to hand it over (a rendezvous:
+    never more than one chunk ready ahead), so generation and sending overlap. It stops once ``length`` bytes
+    are handed over (``None``: when ``chunks`` ends), without asking ``chunks`` for its end. A failure to
+    generate is handed over in place of a chunk and raised to the response."""
+
+    _ahead: MemoryObjectSendStream[bytes | Exception]  # made by serve(), which the iteration runs within
+    _handed: MemoryObjectReceiveStream[bytes | Exception]
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], clock: GenerationClock) -> None:
         self.chunks = chunks
         self.clock = clock
+        self.first: bytes | None = first  # dropped once handed over
+        self.length: int | None = None
         self.finished = False
+
+    async def serve(self, sending: Awaitable[None]) -> None:
+        """Await ``sending`` (the response, which iterates this body) while the chunks are generated ahead; then
+        stop generating, once the chunk in progress is done (its worker thread is never abandoned)."""
+        failure: Exception | None = None
+        self._ahead, self._handed = anyio.create_memory_object_stream[bytes | Exception](0)
+        with self._ahead, self._handed:  # closed even if the generating task never started
+            async with anyio.create_task_group() as ahead:
+                ahead.start_soon(self._generate)
+                try:
+                    await sending
+                except Exception as exc:  # noqa: BLE001 - raised below, once the task group is left
+                    failure = exc
+                ahead.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _generate(self) -> None:
+        with self._ahead:
+            chunk, self.first = self.first, None
+            handed = 0
+            while chunk is not None:
+                await self._ahead.send(chunk)
+                handed += len(chunk)
+                if self.length is not None and handed >= self.length:
+                    return
+                try:
+                    chunk = await anyio.to_thread.run_sync(self.clock.run, next, self.chunks, None)
+                except Exception as exc:  # noqa: BLE001 - handed to the response, which raises it
+                    await self._ahead.send(exc)
+                    return
 
     def __aiter__(self) -> _Chunks:
         return self
 
     async def __anext__(self) -> bytes:
-        chunk: bytes | None = await anyio.to_thread.run_sync(self.clock.run, next, self.chunks, None)
-        if chunk is None:
+        try:
+            chunk = await self._handed.receive()
+        except anyio.EndOfStream:
             self.finished = True
-            raise StopAsyncIteration
+            raise StopAsyncIteration from None
+        if isinstance(chunk, Exception):
+            raise chunk
         return chunk

@@ -9,7 +9,8 @@ Each figure is an upper bound of the peak *extra* memory of one request, set fro
   16 MiB in float32, 28 MiB in float64, 8–9 MiB in float16/bfloat16, ~6 MiB more in the keras/jax
   layouts (the transposed copy). Bound: ``min(n, 2^20) × (3·itemsize + 8)`` (+ 4 MiB, the output chunk).
   The server's send path adds up to two more output chunks (h11's framing copy, asyncio's write
-  buffer): a live server streaming 2^27 float32 grew by 22–30 MiB RSS, float64 by 46 MiB.
+  buffer): a live server streaming 2^27 float32 grew by 22–30 MiB RSS, float64 by 46 MiB; and a body of
+  several chunks has the next one generated while the last is sent (one more output chunk).
 - **Whole-matrix methods** (orthogonal, sparse, delta_orthogonal) build their matrix in float64
   (``rows × cols × 8`` bytes) and keep the canonical tensor (``numel × 8``) while it streams. The
   build peaked at 6.6–8.5 times the matrix (orthogonal 512² … 2048 × 512: the split slices of the exact
@@ -55,7 +56,7 @@ REQUEST_BYTES = 1 * MiB
 """Any request: the parsed body, the resolved specs, the answer's objects."""
 SEND_BYTES = 2 * MAX_CHUNK_BYTES
 """A streamed answer in the server: h11 copies each chunk into its framing, asyncio buffers what the socket
-did not take."""
+did not take. A body of several chunks also has one chunk generated ahead (:class:`~.admission._Chunks`)."""
 DENSE_COPIES = 8
 """Peak of a whole-matrix build, in float64 matrices of its size (measured 6.6–8.5)."""
 JSON_TEXT_BYTES = {"float64": 25, "int64": 21}
@@ -100,8 +101,9 @@ def source_bytes(source: Source) -> int:
 
 def _send(answer_bytes: int) -> int:
     """The send path: two output chunks at most, and never more than twice the answer (a 16 KiB tensor
-    must not reserve 8 MiB)."""
-    return min(SEND_BYTES, 2 * answer_bytes)
+    must not reserve 8 MiB); plus the chunk generated ahead when the answer has more than one."""
+    ahead = MAX_CHUNK_BYTES if answer_bytes > MAX_CHUNK_BYTES else 0
+    return min(SEND_BYTES, 2 * answer_bytes) + ahead
 
 
 def tensor_estimate(source: Tensor | Window, fmt: str) -> int:
