@@ -148,7 +148,7 @@ def run(torch: ModuleType | None, repeat: int, full: bool, *, elements_log2: int
         log: Callable[[str], None] = print) -> list[Result]:
     """Run every case; the large orthogonal one only if projected under ``orthogonal_limit`` or ``full``.
 
-    The projection scales the best 1024² time by (n / 1024)³ (Gram–Schmidt is O(n³)).
+    The projection scales the best 1024² time by (n / 1024)³ (the construction is O(n³)).
     Slow sides (projected above :data:`SLOW_RUN_SECONDS` per run) are timed once.
     """
     if torch is not None:

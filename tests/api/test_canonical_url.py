@@ -58,7 +58,7 @@ def test_spellings_of_one_request_share_one_url(client):
     urls = {location(client.post("/v1/tensor", json=spec)) for spec in spellings}
     urls.add(location(client.get("/v1/tensor?shape=8,4&method=he_normal&negative_slope=0")))
     assert len(urls) == 1
-    assert urls.pop() == ("/v1/tensor?algorithm_version=1&dtype=float32&format=npy&layout=torch"
+    assert urls.pop() == ("/v1/tensor?algorithm_version=2&dtype=float32&format=npy&layout=torch"
                           "&method=kaiming_normal&mode=fan_in&name=&negative_slope=0&nonlinearity=leaky_relu&seed=0"
                           "&shape=8,4&truncated=false")
 
@@ -104,6 +104,8 @@ def test_urls_name_the_algorithm_version_and_other_versions_are_refused(client):
     assert url.startswith(f"/v1/tensor?algorithm_version={ALGORITHM_VERSION}&")
     other = url.replace(f"algorithm_version={ALGORITHM_VERSION}", "algorithm_version=0")
     assert_problem(client.get(other), 422, "algorithm_version", "0")
+    previous = url.replace(f"algorithm_version={ALGORITHM_VERSION}", "algorithm_version=1")  # orthogonal changed in 2
+    assert_problem(client.get(previous), 422, "algorithm_version", "1")
     assert_problem(client.post("/v1/tensor?algorithm_version=0", json={"method": "normal", "shape": [3]}), 422,
                    "algorithm_version", "0")
     assert client.post(f"/v1/tensor?algorithm_version={ALGORITHM_VERSION}",

@@ -19,7 +19,7 @@ GOLDEN_DIGESTS = json.loads(Path(__file__).with_name("golden_digests.json").read
 
 
 def test_algorithm_version() -> None:
-    assert ALGORITHM_VERSION == "1"
+    assert ALGORITHM_VERSION == "2"
 
 
 def test_key_and_first_words() -> None:

@@ -1,163 +1,190 @@
-"""The exact BLAS products and the blocked Gram–Schmidt built on them.
-
-The BLAS variations (thread count, OpenBLAS core type) run in fresh processes:
-OpenBLAS reads ``OPENBLAS_NUM_THREADS`` and ``OPENBLAS_CORETYPE`` at load time.
-"""
+"""The compiled products against the in-order reference, and the orthonormal columns built from them."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
-from fractions import Fraction
+import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from initserve.core import linalg
+from initserve.core import deadline, linalg, resolve
+from initserve.core.deadline import DeadlineExceeded
 
-BLAS_SETTINGS = {
-    "1 thread, Haswell": {"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"},
-    "2 threads, Haswell": {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "Haswell"},
-    "1 thread, Prescott (SSE3)": {"OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Prescott"},
-    "2 threads, Nehalem": {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_CORETYPE": "Nehalem"},
-    "2 threads, Sandybridge, baseline numpy": {
-        "OPENBLAS_NUM_THREADS": "2",
-        "OPENBLAS_CORETYPE": "Sandybridge",
-        "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
-    },
-}
+from . import linalg_reference as reference
 
-PROGRAM = """
-import hashlib, json
-import numpy as np
-from initserve.core import linalg, resolve
-r = np.random.default_rng(7)
-x, y = r.standard_normal((150, 3000)), r.standard_normal((3000, 90))
-h = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-print(json.dumps({
-    "plain": h(x @ y),
-    "exact": h(linalg.exact_matmul(x, y)),
-    "q": h(linalg.orthonormal_columns(r.standard_normal((700, 300)))),
-    "orthogonal": h(resolve("orthogonal", [200, 600], dtype="float64").region()),
-}))
-"""
+_linalg = linalg.compiled()
+SIZES = [1, 3, 7, 13, 130]
 
 
-def run(env_extra: dict[str, str]) -> dict[str, str]:
-    env = {**os.environ, **env_extra}
-    out = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+@pytest.fixture(params=_linalg.simd_builds())
+def simd(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test under each SIMD build this CPU supports."""
+    before = _linalg.simd()
+    _linalg.set_simd(request.param)
+    try:
+        yield request.param
+    finally:
+        _linalg.set_simd(before)
 
 
-@pytest.fixture(scope="module")
-def blas_digests() -> dict[str, dict[str, str]]:
-    return {name: run(env) for name, env in BLAS_SETTINGS.items()}
+def gaussian(seed: int, *shape: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
 
 
-def test_results_do_not_depend_on_blas_threads_or_kernels(blas_digests: dict[str, dict[str, str]]) -> None:
-    for key in ("exact", "q", "orthogonal"):
-        assert len({d[key] for d in blas_digests.values()}) == 1, key
+def digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def test_plain_blas_products_do_differ_between_these_settings(blas_digests: dict[str, dict[str, str]]) -> None:
-    """The settings above are different BLAS code paths: a plain x @ y changes bits between them."""
-    assert len({d["plain"] for d in blas_digests.values()}) > 1
+@pytest.mark.parametrize("p", SIZES)
+@pytest.mark.parametrize("k", [1, 7, 300])
+@pytest.mark.parametrize("q", SIZES)
+def test_matmul_is_the_in_order_sum(simd: str, p: int, k: int, q: int) -> None:
+    a, b = gaussian(p * 1000 + k, p, k), gaussian(q * 1000 + k, k, q)
+    expected = reference.matmul(a, b)
+    for threads in (1, 2, 3):
+        out = np.full((p, q), np.nan)
+        _linalg.matmul(a, b, out, threads=threads)
+        assert np.array_equal(out, expected)
+        start = gaussian(1, p, q)
+        _linalg.matmul(a, b, start, subtract=True, threads=threads)
+        assert np.array_equal(start, gaussian(1, p, q) - expected)
 
 
-def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact product of integer-valued doubles via int64 (|entries| ≤ 2^53, so no overflow)."""
-    assert np.array_equal(a, np.rint(a)) and np.array_equal(b, np.rint(b))
-    return (a.astype(np.int64) @ b.astype(np.int64)).astype(np.float64)
+def test_matmul_of_non_contiguous_panels(simd: str) -> None:
+    """Strided, transposed and Fortran-ordered operands; the output a panel of a larger matrix."""
+    big = gaussian(2, 300, 400)
+    a = big[3:263:2, 5:391:3]  # 130 × 129, both strides
+    b = np.asfortranarray(gaussian(3, 129, 37))
+    out_parent = np.zeros((140, 60))
+    out = out_parent[5:135, 11:48]
+    _linalg.matmul(a, b, out, threads=2)
+    assert np.array_equal(out, reference.matmul(a, b))
+    assert not out_parent[:5].any() and not out_parent[:, :11].any() and not out_parent[:, 48:].any()
+    _linalg.matmul(a.T[:37], a, out_t := np.empty((37, 129)))
+    assert np.array_equal(out_t, reference.matmul(a.T[:37], a))
 
 
-def reversed_loop_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise numpy, summing the inner index backwards: another order, same exact result."""
-    total = np.zeros((a.shape[0], b.shape[1]))
-    for t in reversed(range(a.shape[1])):
-        total = total + a[:, t : t + 1] * b[t : t + 1, :]
-    return total
+def test_matmul_of_empty_shapes() -> None:
+    out = np.full((3, 4), 7.0)
+    _linalg.matmul(np.zeros((3, 0)), np.zeros((0, 4)), out)
+    assert not out.any()
+    out = np.full((3, 4), 7.0)
+    _linalg.matmul(np.zeros((3, 0)), np.zeros((0, 4)), out, subtract=True)
+    assert (out == 7.0).all()
+    _linalg.matmul(np.ones((0, 5)), np.ones((5, 2)), np.empty((0, 2)))
+    _linalg.matmul(np.ones((2, 5)), np.ones((5, 0)), np.empty((2, 0)))
 
 
-def random_pair(seed: int, p: int, k: int, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian factors with rows / columns scaled over many orders of magnitude, some zero."""
-    r = np.random.default_rng(seed)
-    x = r.standard_normal((p, k)) * np.exp2(r.integers(-60, 60, (p, 1)))
-    y = r.standard_normal((k, q)) * np.exp2(r.integers(-60, 60, (1, q)))
-    x[0] = 0.0
-    y[:, -1] = 0.0
-    return x, y
+def test_matmul_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        _linalg.matmul(np.ones((2, 3)), np.ones((4, 2)), np.empty((2, 2)))
+    with pytest.raises(ValueError, match="float64"):
+        _linalg.matmul(np.ones((2, 3), np.float32), np.ones((3, 2)), np.empty((2, 2)))
+    with pytest.raises(ValueError, match="contiguous rows"):
+        _linalg.matmul(np.ones((2, 3)), np.ones((3, 2)), np.empty((2, 4))[:, ::2])
+    with pytest.raises(ValueError, match="tau of length b"):
+        _linalg.reflect_block(np.zeros((3, 3)), np.zeros((3, 2)), np.zeros(3))
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 37, 1000, 4096])
-def test_split_is_exact_with_integer_slices(k: int) -> None:
-    x, _ = random_pair(k, 4, k, 1)
-    beta, s = linalg.split_parameters(k)
-    assert 2 * beta + (k - 1).bit_length() <= 53 and s * beta >= 56
-    exponent, slices = linalg.split_rows(x, beta, s)
-    for piece in slices:
-        assert np.array_equal(piece, np.rint(piece)) and np.abs(piece).max() <= 2.0**beta
-    for r in range(x.shape[0]):
-        scale = Fraction(2) ** int(exponent[r, 0])
-        for c in range(min(k, 50)):
-            approx = scale * sum(
-                Fraction(float(sl[r, c])) * Fraction(2) ** (-i * beta) for i, sl in enumerate(slices, 1)
-            )
-            assert abs(approx - Fraction(float(x[r, c]))) <= scale * Fraction(2) ** (-s * beta - 1)
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (7, 3), (13, 13), (130, 70)])
+def test_squares_below_diagonal(m: int, n: int) -> None:
+    g = gaussian(m + n, m, n)
+    for layout in (g, np.asfortranarray(g)):
+        out = np.empty(n)
+        _linalg.squares_below_diagonal(layout, out)
+        assert np.array_equal(out, reference.squares_below_diagonal(g))
 
 
-@pytest.mark.parametrize(("p", "k", "q"), [(1, 1, 1), (5, 3, 4), (30, 257, 20), (20, 4096, 12)])
-def test_slice_products_are_exact_in_any_order(p: int, k: int, q: int) -> None:
-    x, y = random_pair(p * k * q, p, k, q)
-    for full in (True, False):
-        blas = linalg.exact_matmul(x, y, full)
-        assert np.array_equal(blas, linalg.exact_matmul(x, y, full, matmul=integer_matmul))
-        if k <= 257:
-            assert np.array_equal(blas, linalg.exact_matmul(x, y, full, matmul=reversed_loop_matmul))
+@pytest.mark.parametrize(("m", "n", "b"), [(1, 1, 1), (7, 5, 3), (13, 13, 13), (130, 100, 64), (150, 140, 96)])
+def test_reflect_block_is_the_reference(simd: str, m: int, n: int, b: int) -> None:
+    """Q −= V (T (Vᵀ Q)) on a Q shaped as in the accumulation, against the reference and against H_0 ⋯ H_{b−1}."""
+    v = np.tril(gaussian(m, m, b))
+    tau = 2.0 / np.einsum("ij,ij->j", v, v)
+    t = reference.triangular_factor(v, tau)
+    product = np.eye(m)
+    for a in range(b):
+        product = product @ (np.eye(m) - tau[a] * np.outer(v[:, a], v[:, a]))
+    assert np.abs(np.eye(m) - v @ t @ v.T - product).max() < 1e-13
+    q = gaussian(5, m, n)  # the block's own columns are E's, the later ones zero in the block's rows
+    q[:, :b] = 0.0
+    q[:b, b:] = 0.0
+    q[range(b), range(b)] = np.where(gaussian(6, b) < 0, 1.0, -1.0)
+    expected = q - reference.matmul(v, reference.matmul(t, reference.matmul(v.T, q)))
+    for threads in (1, 2, 3):
+        updated = q.copy()
+        _linalg.reflect_block(updated, v, tau, threads)
+        assert np.array_equal(updated, expected)
 
 
-def test_slice_products_at_the_integer_bound() -> None:
-    """First slices all ±2^β with k = 2^12: partial sums reach k · 2^2β = 2^52 and must stay exact."""
-    k = 4096
-    beta, _ = linalg.split_parameters(k)
-    x = np.full((3, k), 1.0 - 2.0**-30)
-    x[1, ::2] *= -1
-    result = linalg.exact_matmul(x, x.T.copy())
-    assert linalg.split_rows(x, *linalg.split_parameters(k))[1][0].max() == 2.0**beta
-    assert np.array_equal(result, linalg.exact_matmul(x, x.T.copy(), matmul=integer_matmul))
-    assert result[0, 0] == k * (1.0 - 2.0**-30) ** 2 and result[0, 1] == 0.0
+@pytest.mark.parametrize(("m", "n", "nb"), [(1, 1, 64), (3, 3, 64), (7, 3, 2), (13, 13, 4), (40, 33, 8),
+                                            (130, 70, 64), (150, 140, 64)])
+def test_orthonormal_columns_is_the_reference(simd: str, monkeypatch: pytest.MonkeyPatch, m: int, n: int,
+                                              nb: int) -> None:
+    monkeypatch.setattr(linalg, "NB", nb)
+    g = gaussian(m * n, m, n)
+    assert np.array_equal(linalg.orthonormal_columns(g), reference.orthonormal_columns(g, nb))
 
 
-def test_exact_matmul_is_accurate() -> None:
-    x, y = random_pair(3, 6, 300, 5)
-    result = linalg.exact_matmul(x, y)
-    for i in range(x.shape[0]):
-        for j in range(y.shape[1]):
-            exact = sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(x[i], y[:, j], strict=True))
-            norms = float(np.linalg.norm(x[i]) * np.linalg.norm(y[:, j]))
-            assert abs(float(Fraction(float(result[i, j])) - exact)) <= 2.0**-53 * norms
-
-
-def test_exact_matmul_of_empty_shapes() -> None:
-    assert linalg.exact_matmul(np.zeros((3, 0)), np.zeros((0, 4))).tolist() == np.zeros((3, 4)).tolist()
-    assert linalg.exact_matmul(np.zeros((0, 5)), np.ones((5, 2))).shape == (0, 2)
-    assert linalg.exact_matmul(np.ones((2, 5)), np.ones((5, 0))).shape == (2, 0)
-
-
-@pytest.mark.parametrize("shape", [(5, 0), (1, 1), (9, 1), (17, 17), (40, 33), (300, 200), (4096, 16), (2000, 70)])
-def test_orthonormal_columns_is_the_positive_qr(shape: tuple[int, int]) -> None:
-    a = np.random.default_rng(shape[0] * shape[1]).standard_normal(shape)
-    q = linalg.orthonormal_columns(a)
+@pytest.mark.parametrize("shape", [(1, 1), (9, 1), (17, 17), (40, 33), (300, 200), (2000, 70), (257, 257)])
+def test_orthonormal_columns_are_orthonormal(shape: tuple[int, int]) -> None:
+    q = linalg.orthonormal_columns(gaussian(shape[0] * shape[1], *shape))
     assert q.shape == shape
-    reference, r = np.linalg.qr(a)
-    reference = reference * np.sign(np.diag(r))
-    assert np.abs(q - reference).max(initial=0.0) < 1e-10
-    assert np.abs(q.T @ q - np.eye(shape[1])).max(initial=0.0) < 1e-13
+    assert np.abs(q.T @ q - np.eye(shape[1])).max() < 1e-13
+
+
+def test_first_column_is_the_normalised_gaussian_column() -> None:
+    """Q[:, 0] = G[:, 0] / ‖G[:, 0]‖, as in torch's Q·sign(diag R); later columns use G[k:, k] only."""
+    g = gaussian(4, 50, 20)
+    q = linalg.orthonormal_columns(g)
+    assert np.abs(q[:, 0] - g[:, 0] / np.linalg.norm(g[:, 0])).max() < 1e-15
+    changed = g.copy()
+    changed[np.triu_indices(20, 1)] = 7.0  # the upper triangle is not used
+    assert np.array_equal(linalg.orthonormal_columns(changed), q)
 
 
 def test_orthonormal_columns_is_a_fixed_function_of_its_input() -> None:
-    a = np.random.default_rng(0).standard_normal((120, 90))
-    digest = hashlib.sha256(linalg.orthonormal_columns(a).tobytes()).hexdigest()
-    assert hashlib.sha256(linalg.orthonormal_columns(np.asfortranarray(a)).tobytes()).hexdigest() == digest
+    g = gaussian(0, 120, 90)
+    expected = digest(linalg.orthonormal_columns(g))
+    assert digest(linalg.orthonormal_columns(np.asfortranarray(g))) == expected
+    for threads in (1, 2, 3, 5):
+        assert digest(linalg.orthonormal_columns(g, threads)) == expected
+
+
+def test_every_simd_build_and_thread_count_gives_the_same_orthogonal_tensor() -> None:
+    before = _linalg.simd()
+    seen = set()
+    try:
+        for build in _linalg.simd_builds():
+            _linalg.set_simd(build)
+            for threads in (1, 2, 3):
+                q = linalg.orthonormal_columns(gaussian(9, 333, 200), threads)
+                seen.add(digest(q))
+                seen.add(digest(resolve("orthogonal", [150, 390], dtype="float64", seed=5).region()))
+    finally:
+        _linalg.set_simd(before)
+    assert len(seen) == 2
+
+
+def test_rows_must_not_be_fewer_than_columns() -> None:
+    with pytest.raises(ValueError, match="rows >= columns"):
+        linalg.orthonormal_columns(np.ones((3, 4)))
+
+
+def test_every_block_checks_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(deadline, "check", lambda: calls.append(1))
+    linalg.orthonormal_columns(gaussian(1, 300, 300))
+    assert len(calls) == -(-300 // linalg.NB)
+
+
+def test_a_passed_time_limit_stops_it() -> None:
+    with deadline.limit(time.monotonic() - 1.0, 0.5), pytest.raises(DeadlineExceeded):
+        linalg.orthonormal_columns(gaussian(1, 300, 300))
+
+
+def test_missing_extension_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linalg, "_compiled", None)
+    with pytest.raises(RuntimeError, match="initserve.core._linalg"):
+        linalg.orthonormal_columns(np.ones((3, 3)))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from initserve.core import SpecError, flat_boxes, resolve
+from initserve.core import ALGORITHM_VERSION, SpecError, flat_boxes, resolve
 from initserve.core.dtypes import float32_to_bfloat16_bits
 
 from .conftest import SPEC_CASES
@@ -92,7 +92,7 @@ def test_bfloat16_agrees_with_torch() -> None:
 
 def test_metadata_carries_spec_and_algorithm_version() -> None:
     tensor = resolve("glorot_uniform", [4, 3], seed=9, name="fc.weight", gain=2.0)
-    assert tensor.metadata["initserve.algorithm_version"] == "1"
+    assert tensor.metadata["initserve.algorithm_version"] == ALGORITHM_VERSION == "2"
     assert '"method":"xavier_uniform"' in tensor.metadata["initserve.spec"]
     assert tensor.spec.canonical()["params"] == {"gain": 2.0}
 
@@ -142,3 +142,15 @@ def test_int64_takes_only_exact_integer_methods() -> None:
         with pytest.raises(SpecError) as error:
             resolve(method, [2, 2], dtype="int64", **params)
         assert error.value.field == "dtype"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_zero_rows_never_write_into_the_built_matrix(dtype):
+    """A float64 region of a whole-matrix tensor used to be a view of the built matrix, so zeroing its rows
+    zeroed the matrix, and a later region without zero_rows (the statistics' check) read zeros."""
+    tensor = resolve("orthogonal", [8, 8], dtype=dtype, zero_rows=[[0, 2]])
+    zeroed = tensor.region()
+    whole = tensor.region(zero_rows=False)
+    assert not zeroed[:2].any() and whole[:2].any()
+    np.testing.assert_array_equal(whole, resolve("orthogonal", [8, 8], dtype=dtype).region())
+    np.testing.assert_array_equal(tensor.region(), zeroed)

@@ -12,10 +12,12 @@ Each figure is an upper bound of the peak *extra* memory of one request, set fro
   buffer): a live server streaming 2^27 float32 grew by 22–30 MiB RSS, float64 by 46 MiB; and a body of
   several chunks has the next one generated while the last is sent (one more output chunk).
 - **Whole-matrix methods** (orthogonal, sparse, delta_orthogonal) build their matrix in float64
-  (``rows × cols × 8`` bytes) and keep the canonical tensor (``numel × 8``) while it streams. The
-  build peaked at 6.6–8.5 times the matrix (orthogonal 512² … 2048 × 512: the split slices of the exact
-  products; sparse 2048²: 211 MiB for a 32 MiB matrix, the priority words and argsort indices). Bound:
-  8 matrices + the tensor.
+  (``rows × cols × 8`` bytes) and keep the canonical tensor (``numel × 8``) while it streams. sparse
+  peaked at 6.6 times the matrix (2048²: 211 MiB for a 32 MiB matrix, the priority words and argsort
+  indices): bound 8 matrices. orthogonal (m × n, m ≥ n; :mod:`initserve.core.linalg`) holds the Gaussian
+  matrix and Q (2 matrices), a block's reflectors three times (``3 · NB · m · 8``) and each thread's tiles
+  of the compiled product (0.875 MiB): 4096² measured +266 MiB, the formula's 258 MiB plus the vectors.
+  Bound: the formula with 1 MiB per thread, plus 1% of the matrices. Then the tensor.
 - **format=json** builds its whole text before answering: at most 15 bytes per float32/float16/bfloat16
   value (``-1.2345678e-38,``), 25 per float64, 21 per int64; meanwhile one chunk is held three times
   as text (orjson's output, its slice, the joined part). Measured on 2^22 elements: float32 79 MiB
@@ -43,7 +45,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from initserve.api.checkpoint import CheckpointTensor
-from initserve.core import Tensor, Window
+from initserve.core import Tensor, Window, linalg
 from initserve.core.dtypes import STORAGE
 from initserve.core.layout import canonical_shape
 from initserve.core.model import Model, ModelTensor
@@ -57,8 +59,10 @@ REQUEST_BYTES = 1 * MiB
 SEND_BYTES = 2 * MAX_CHUNK_BYTES
 """A streamed answer in the server: h11 copies each chunk into its framing, asyncio buffers what the socket
 did not take. A body of several chunks also has one chunk generated ahead (:class:`~.admission._Chunks`)."""
-DENSE_COPIES = 8
-"""Peak of a whole-matrix build, in float64 matrices of its size (measured 6.6–8.5)."""
+SPARSE_COPIES = 8
+"""Peak of sparse's build, in float64 matrices of its size (measured 6.6)."""
+THREAD_BYTES = MiB
+"""orthogonal: each thread's tiles in the compiled product (0.875 MiB)."""
 JSON_TEXT_BYTES = {"float64": 25, "int64": 21}
 """Longest JSON text of one value and its comma; the other dtypes print as float32: 15."""
 SAMPLE_BYTES = 48
@@ -81,7 +85,13 @@ def _chunk(numel: int, dtype: str) -> int:
 def _dense(tensor: Tensor) -> int:
     """A whole-matrix build and the canonical tensor it keeps (0 for element-wise methods)."""
     sides = tensor.dense_matrix
-    return 0 if sides is None else (DENSE_COPIES * sides[0] * sides[1] + tensor.numel) * 8
+    if sides is None:
+        return 0
+    matrix = sides[0] * sides[1] * 8
+    if tensor.spec.method == "sparse":
+        return SPARSE_COPIES * matrix + tensor.numel * 8
+    orthogonal = 2 * matrix + matrix // 50 + 3 * linalg.NB * max(sides) * 8 + linalg.THREADS * THREAD_BYTES
+    return orthogonal + tensor.numel * 8
 
 
 def _json_text(numel: int, dtype: str) -> int:

@@ -3,8 +3,8 @@
 The API layer runs each piece of generation under :func:`limit` (a context variable, so it follows the
 code into ``anyio.to_thread`` workers, which copy the context, and never leaks into other requests);
 the core calls :func:`check` where stopping is cheap and safe: between streamed chunks
-(:meth:`~initserve.core.Tensor.iter_flat`), between the panels and columns of the orthogonal
-Gram–Schmidt (:mod:`initserve.core.linalg`), between the layers of a propagation. Outside
+(:meth:`~initserve.core.Tensor.iter_flat`), between the blocks of reflectors of the
+orthogonal construction (:mod:`initserve.core.linalg`), between the layers of a propagation. Outside
 :func:`limit`, :func:`check` does nothing: the core alone has no time limit.
 
 Threads of the generation pool (:mod:`initserve.core.plans`) do not see the limit: they work on

@@ -176,18 +176,23 @@ def _lecun(distribution: str) -> Builder:
 
 
 def _gaussian_matrix(key: Key, rows: int, cols: int) -> np.ndarray:
-    """N(0, 1) entries of the row-major rows × cols matrix from the value words."""
-    return Normal(0.0, 1.0).sample(words(key, 0, rows * cols)).reshape(rows, cols)
+    """N(0, 1) entries of the row-major rows × cols matrix from the value words (the compiled kernel, in parallel)."""
+    return Sampled(Normal(0.0, 1.0)).region(key, (rows, cols), ((0, rows), (0, cols)), "float64")
 
 
 def _orthogonal_matrix(key: Key, rows: int, cols: int, gain: float) -> np.ndarray:
-    """gain · Q, Q from the QR of a Gaussian rows × cols matrix (transposed when rows < cols)."""
+    """gain · Q, Q with orthonormal columns from a Gaussian rows × cols matrix (transposed when rows < cols).
+
+    Stewart's construction, :func:`initserve.core.linalg.orthonormal_columns`: Haar-distributed like
+    torch's QR-based ``orthogonal_``.
+    """
     if rows * cols == 0:
         return np.zeros((rows, cols))
     gaussian = _gaussian_matrix(key, rows, cols)
-    if rows < cols:
-        return gain * linalg.orthonormal_columns(gaussian.T).T
-    return gain * linalg.orthonormal_columns(gaussian)
+    q = linalg.orthonormal_columns(gaussian.T).T if rows < cols else linalg.orthonormal_columns(gaussian)
+    if gain != 1.0:  # (× 1 changes no bit)
+        q *= gain
+    return q
 
 
 def _orthogonal(p: Mapping[str, Any], g: Geometry) -> Plan:

@@ -34,6 +34,7 @@ Key = tuple[int, int]
 
 BLOCK = 1 << 16  # elements per unit of work (the kernel works in cache-sized tiles inside)
 _PARALLEL_MIN = 1 << 17  # below this, threads cost more than they save
+_KERNEL_DTYPES = frozenset({"float32", "float64"})  # the compiled kernel's output types
 
 
 @cache
@@ -84,6 +85,10 @@ class Pointwise:
         """Doubles of the runs ``[s, s + length)`` for each ``s`` of ``starts``, concatenated."""
         raise NotImplementedError
 
+    def fill(self, key: Key, starts: np.ndarray, length: int, out: np.ndarray, dtype: str) -> None:
+        """:meth:`values` rounded to ``dtype``, into ``out`` (contiguous, of ``dtype``'s storage)."""
+        out[...] = round_to(self.values(key, starts, length), dtype)
+
     def region(self, key: Key, shape: tuple[int, ...], box: Box, dtype: str) -> np.ndarray:
         """Values of ``box`` of the canonical ``shape``, rounded to ``dtype`` block by block."""
         box_shape = tuple(stop - start for start, stop in box)
@@ -92,7 +97,7 @@ class Pointwise:
 
         def fill(job: tuple[np.ndarray, int, int]) -> None:
             runs, run_length, offset = job
-            out[offset : offset + len(runs) * run_length] = round_to(self.values(key, runs, run_length), dtype)
+            self.fill(key, runs, run_length, out[offset : offset + len(runs) * run_length], dtype)
 
         jobs = list(_jobs(starts, length))
         if out.size >= _PARALLEL_MIN and len(jobs) > 1:
@@ -114,9 +119,15 @@ class Sampled(Pointwise):
             words = [stream.words(key, start, length) for start in starts.tolist()]
             return self.distribution.sample(np.concatenate(words) if words else np.empty(0, np.uint64))
         out = np.empty(len(starts) * length)
-        kind, params = self.distribution.kernel_args()
-        stream.kernel.fill_runs(out, kind, key[0], key[1], starts.astype(np.uint64), length, params)
+        self.fill(key, starts, length, out, "float64")
         return out
+
+    def fill(self, key: Key, starts: np.ndarray, length: int, out: np.ndarray, dtype: str) -> None:
+        if stream.kernel is None or dtype not in _KERNEL_DTYPES:
+            super().fill(key, starts, length, out, dtype)
+            return
+        kind, params = self.distribution.kernel_args()  # the kernel rounds to float32 itself, as round_to does
+        stream.kernel.fill_runs(out, kind, key[0], key[1], starts.astype(np.uint64), length, params)
 
     def theory(self) -> Theory:
         return self.distribution.theory()

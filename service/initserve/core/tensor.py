@@ -26,7 +26,7 @@ import numpy as np
 
 from initserve.core import deadline
 from initserve.core.distributions import Theory
-from initserve.core.dtypes import DTYPES, INTEGER_DTYPES, LARGEST, STORAGE, round_to
+from initserve.core.dtypes import DTYPES, INTEGER_DTYPES, LARGEST, round_to
 from initserve.core.errors import SpecError
 from initserve.core.layout import LAYOUTS, Layout, canonical_axes
 from initserve.core.methods import Geometry, lookup
@@ -34,7 +34,7 @@ from initserve.core.params import resolve_params
 from initserve.core.plans import Box, Dense, Plan
 from initserve.core.stream import derive_key
 
-ALGORITHM_VERSION = "1"
+ALGORITHM_VERSION = "2"
 MAX_NDIM = 8
 MAX_DIM = 2**63 - 1
 """The largest dimension (int64's largest value)."""
@@ -155,7 +155,9 @@ class Tensor:
 
     def _canonical_region(self, box: Box) -> np.ndarray:
         if isinstance(self.plan, Dense):
-            return round_to(self._dense[tuple(slice(start, stop) for start, stop in box)], self.spec.dtype)
+            values = round_to(self._dense[tuple(slice(start, stop) for start, stop in box)], self.spec.dtype)
+            # float64 rounding is a view of the built matrix: the caller (zero_rows) must not write into it
+            return values.copy() if np.may_share_memory(values, self._dense) else values
         return self.plan.region(self.key, self._canonical_shape, box, self.spec.dtype)
 
     def region(self, box: Box | None = None, *, zero_rows: bool = True) -> np.ndarray:
@@ -193,13 +195,14 @@ class Tensor:
 
     def iter_flat(self, start: int = 0, stop: int | None = None,
                   chunk: int = CHUNK_ELEMENTS) -> Iterator[np.ndarray]:
-        """Row-major elements ``[start, stop)`` in 1-D chunks of at most ``chunk`` elements."""
+        """Row-major elements ``[start, stop)`` in 1-D chunks of at most ``chunk`` elements (a chunk of one box is
+        that box's array itself, not a copy: read-only for the caller)."""
         stop = self.numel if stop is None else stop
         for begin in range(start, stop, chunk):
             deadline.check()
             end = min(stop, begin + chunk)
-            yield np.concatenate([self.region(b).ravel() for b in flat_boxes(self.spec.shape, begin, end)]) \
-                if end > begin else np.empty(0, STORAGE[self.spec.dtype])
+            parts = [self.region(b).ravel() for b in flat_boxes(self.spec.shape, begin, end)]
+            yield parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def flat_boxes(shape: tuple[int, ...], start: int, stop: int) -> list[Box]:
