@@ -170,4 +170,7 @@ def test_endpoints_and_their_query_parameters(document: dict[str, Any]) -> None:
         served = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
         assert set(endpoint.query) <= served, f"{endpoint.path}: {set(endpoint.query) - served}"
     stats = document["paths"]["/v1/stats"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
-    assert stats[1] == {"$ref": "#/components/schemas/ModelRequest"}  # a model body is accepted as /v1/model's
+    assert stats[1] == {"$ref": "#/components/schemas/ModelSpec"}  # a model body as /v1/model's, without windows
+    schemas = document["components"]["schemas"]
+    model_fields = set(schemas["ModelRequest"]["properties"])
+    assert set(schemas["ModelSpec"]["properties"]) == model_fields - {"slices", "shards"}
