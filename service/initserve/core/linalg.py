@@ -84,10 +84,11 @@ def orthonormal_columns(g: np.ndarray, threads: int = THREADS) -> np.ndarray:
         raise ValueError(f"orthonormal_columns needs rows >= columns, got {m} × {n}")
     s, v0, tau = reflectors(g)
     q = np.zeros((m, n))
+    diagonal = np.arange(n)
+    q[diagonal, diagonal] = s  # E; block j's columns are untouched until its turn (later blocks write Q[j′:, j′:])
     for j in reversed(range(0, n, NB)):
         deadline.check()
         b = min(NB, n - j)
-        np.fill_diagonal(q[j : j + b, j : j + b], s[j : j + b])  # E's columns j … j+b−1, untouched by later blocks
         v = g[j:, j : j + b].copy()  # column a: v_{j+a}, i.e. rows below v0 from G, zeros above
         v[:b] = np.tril(v[:b], -1)
         np.fill_diagonal(v, v0[j : j + b])

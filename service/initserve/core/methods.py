@@ -175,9 +175,24 @@ def _lecun(distribution: str) -> Builder:
     return build
 
 
-def _gaussian_matrix(key: Key, rows: int, cols: int) -> np.ndarray:
-    """N(0, 1) entries of the row-major rows × cols matrix from the value words (the compiled kernel, in parallel)."""
-    return Sampled(Normal(0.0, 1.0)).region(key, (rows, cols), ((0, rows), (0, cols)), "float64")
+_BAND = 256  # rows of the Gaussian matrix generated at a time
+
+
+def _gaussian_trapezoid(key: Key, rows: int, cols: int) -> np.ndarray:
+    """The N(0, 1) entries of the row-major rows × cols matrix that Stewart's construction reads, zeros elsewhere.
+
+    Column k of the tall matrix (the transpose when rows < cols) is read from the diagonal down, so only the
+    lower trapezoid (column ≤ row) is generated when rows ≥ cols, the upper one (column ≥ row) otherwise — in
+    bands of :data:`_BAND` rows, about half of a square matrix. Entry (r, c) is value ``r · cols + c`` of the
+    words (the compiled kernel, in parallel), as in the whole matrix.
+    """
+    out = np.zeros((rows, cols))
+    normal = Sampled(Normal(0.0, 1.0))
+    for r0 in range(0, rows, _BAND):
+        r1 = min(rows, r0 + _BAND)
+        c0, c1 = (0, min(r1, cols)) if rows >= cols else (min(r0, cols), cols)
+        out[r0:r1, c0:c1] = normal.region(key, (rows, cols), ((r0, r1), (c0, c1)), "float64")
+    return out
 
 
 def _orthogonal_matrix(key: Key, rows: int, cols: int, gain: float) -> np.ndarray:
@@ -188,7 +203,7 @@ def _orthogonal_matrix(key: Key, rows: int, cols: int, gain: float) -> np.ndarra
     """
     if rows * cols == 0:
         return np.zeros((rows, cols))
-    gaussian = _gaussian_matrix(key, rows, cols)
+    gaussian = _gaussian_trapezoid(key, rows, cols)
     q = linalg.orthonormal_columns(gaussian.T).T if rows < cols else linalg.orthonormal_columns(gaussian)
     if gain != 1.0:  # (× 1 changes no bit)
         q *= gain
