@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 
 from initserve.formats import body as body_module
 from initserve.formats.body import DeferredBytes, TensorPart, assemble
 from initserve.formats.npy import encode_npy
+from initserve.formats.raw import encode_raw
 from initserve.formats.safetensors import encode_safetensors
 
 
@@ -95,3 +100,39 @@ def test_source_with_wrong_element_count_is_detected(make_source, values, delta)
     source.iter_flat = faulty
     with pytest.raises(ValueError, match="elements"):
         b"".join(encode_npy(source).chunks)
+
+
+@dataclass
+class ViewSource:
+    """A float32 source whose chunks are views into its one array (like a cached whole matrix)."""
+
+    values: np.ndarray
+    chunk: int
+    name: str = "w"
+    dtype: str = "float32"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.values.shape
+
+    def iter_flat(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        for begin in range(start, stop, self.chunk):
+            yield self.values[begin : min(begin + self.chunk, stop)]
+
+
+def test_a_piece_views_a_buffer_made_for_it_and_copies_a_shared_one(make_source, values):
+    array = values((40,), "float32")
+    owned = list(encode_raw(make_source(array, chunk=16)).chunks)  # each chunk a fresh array: no copy
+    assert [type(piece) for piece in owned] == [memoryview] * 3
+    assert all(piece.readonly and piece.format == "B" for piece in owned)
+    assert [len(piece) for piece in owned] == [64, 64, 32]
+    assert b"".join(owned) == array.tobytes()
+
+    shared = ViewSource(array.copy(), chunk=16)
+    matrix = weakref.ref(shared.values)
+    pieces = list(encode_raw(shared).chunks)
+    assert [type(piece) for piece in pieces] == [bytes] * 3  # a view would keep the whole array alive
+    del shared
+    assert matrix() is None
+    assert b"".join(pieces) == array.tobytes()

@@ -65,6 +65,7 @@ from initserve.api.metrics import BUDGET_USED, IN_FLIGHT, rejected
 from initserve.api.settings import Settings
 from initserve.core import deadline
 from initserve.core.deadline import DeadlineExceeded
+from initserve.formats import Chunk
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -167,7 +168,7 @@ class Admission:
         self.prepare = prepare
         self.handed_over = False
 
-    def streaming(self, chunks: Iterator[bytes], **kwargs: Any) -> Response:
+    def streaming(self, chunks: Iterator[Chunk], **kwargs: Any) -> Response:
         """The answer of ``chunks`` (for :func:`~initserve.api.conditional.answer`), which takes the grant over.
 
         ``prepare`` runs first, then the first chunk is generated, both on the request's clock in the route's own
@@ -207,7 +208,7 @@ def admit(request: Request, settings: Settings, estimate: int,
         grant.release()
 
 
-def _close(chunks: Iterator[bytes]) -> None:
+def _close(chunks: Iterator[Chunk]) -> None:
     """Run the ``finally`` clauses of a chunk generator (an iterator without ``close`` has none)."""
     close = getattr(chunks, "close", None)
     if close is not None:
@@ -220,7 +221,7 @@ class AdmittedResponse(StreamingResponse):
     ``Content-Length``; on any end — complete, client gone, out of time, failure — it waits for the chunk in
     progress, closes the chunk generator, releases the grant and runs its background task."""
 
-    def __init__(self, first: bytes, chunks: Iterator[bytes], grant: Grant, clock: GenerationClock,
+    def __init__(self, first: Chunk, chunks: Iterator[Chunk], grant: Grant, clock: GenerationClock,
                  **kwargs: Any) -> None:
         body = _Chunks(first, chunks, clock)
         super().__init__(body, **kwargs)
@@ -265,13 +266,13 @@ class _Chunks:
     are handed over (``None``: when ``chunks`` ends), without asking ``chunks`` for its end. A failure to
     generate is handed over in place of a chunk and raised to the response."""
 
-    _ahead: MemoryObjectSendStream[bytes | Exception]  # made by serve(), which the iteration runs within
-    _handed: MemoryObjectReceiveStream[bytes | Exception]
+    _ahead: MemoryObjectSendStream[Chunk | Exception]  # made by serve(), which the iteration runs within
+    _handed: MemoryObjectReceiveStream[Chunk | Exception]
 
-    def __init__(self, first: bytes, chunks: Iterator[bytes], clock: GenerationClock) -> None:
+    def __init__(self, first: Chunk, chunks: Iterator[Chunk], clock: GenerationClock) -> None:
         self.chunks = chunks
         self.clock = clock
-        self.first: bytes | None = first  # dropped once handed over
+        self.first: Chunk | None = first  # dropped once handed over
         self.length: int | None = None
         self.finished = False
 
@@ -279,7 +280,7 @@ class _Chunks:
         """Await ``sending`` (the response, which iterates this body) while the chunks are generated ahead; then
         stop generating, once the chunk in progress is done (its worker thread is never abandoned)."""
         failure: Exception | None = None
-        self._ahead, self._handed = anyio.create_memory_object_stream[bytes | Exception](0)
+        self._ahead, self._handed = anyio.create_memory_object_stream[Chunk | Exception](0)
         with self._ahead, self._handed:  # closed even if the generating task never started
             async with anyio.create_task_group() as ahead:
                 ahead.start_soon(self._generate)
@@ -309,7 +310,7 @@ class _Chunks:
     def __aiter__(self) -> _Chunks:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Chunk:
         try:
             chunk = await self._handed.receive()
         except anyio.EndOfStream:

@@ -8,7 +8,8 @@ Each figure is an upper bound of the peak *extra* memory of one request, set fro
 - **Streamed tensors** hold one chunk at a time whatever their size: a chunk of 2^20 elements peaked at
   16 MiB in float32, 28 MiB in float64, 8–9 MiB in float16/bfloat16, ~6 MiB more in the keras/jax
   layouts (the transposed copy). Bound: ``min(n, 2^20) × (3·itemsize + 8)`` (+ 4 MiB, the output chunk).
-  The server's send path adds up to two more output chunks (h11's framing copy, asyncio's write
+  The server's send path adds up to two more output chunks (the chunk in flight — a view of its
+  generated buffer, or h11's framing copy when uvicorn runs without httptools — and asyncio's write
   buffer): a live server streaming 2^27 float32 grew by 22–30 MiB RSS, float64 by 46 MiB; and a body of
   several chunks has the next one generated while the last is sent (one more output chunk).
 - **Whole-matrix methods** (orthogonal, sparse, delta_orthogonal) build their matrix in float64
@@ -57,8 +58,8 @@ MiB = 1 << 20
 REQUEST_BYTES = 1 * MiB
 """Any request: the parsed body, the resolved specs, the answer's objects."""
 SEND_BYTES = 2 * MAX_CHUNK_BYTES
-"""A streamed answer in the server: h11 copies each chunk into its framing, asyncio buffers what the socket
-did not take. A body of several chunks also has one chunk generated ahead (:class:`~.admission._Chunks`)."""
+"""A streamed answer in the server: the chunk in flight (a view of its buffer with httptools, h11's framing copy
+without), and asyncio's copy of what the socket did not take. A body of several chunks also has one chunk generated ahead (:class:`~.admission._Chunks`)."""
 SPARSE_COPIES = 8
 """Peak of sparse's build, in float64 matrices of its size (measured 6.6)."""
 THREAD_BYTES = MiB

@@ -26,7 +26,7 @@ from typing import Literal, get_args
 
 import orjson
 
-from initserve.formats.body import MAX_CHUNK_BYTES, EncodedBody
+from initserve.formats.body import MAX_CHUNK_BYTES, Chunk, EncodedBody
 from initserve.formats.errors import FormatError
 from initserve.formats.json_format import encode_json, encode_json_many
 from initserve.formats.npy import encode_npy
@@ -44,6 +44,7 @@ __all__ = [
     "FORMATS",
     "MAX_CHUNK_BYTES",
     "MODEL_FORMATS",
+    "Chunk",
     "EncodedBody",
     "Format",
     "FormatError",

@@ -30,6 +30,16 @@ from initserve.formats.source import TensorSource, element_count, storage_dtype
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 """Upper bound on the size of one chunk of an encoded body."""
 
+Chunk = bytes | memoryview
+"""A piece of a body: bytes, or a read-only byte view (``len`` is its size) of a buffer generated for it."""
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory (``array`` itself if it is not a view of another array)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
 
 @dataclass(frozen=True)
 class EncodedBody:
@@ -43,8 +53,8 @@ class EncodedBody:
     media_type: str
     length: int
     headers: dict[str, str]
-    chunks: Iterator[bytes]
-    byte_range: Callable[[int, int], Iterator[bytes]] = field(repr=False)
+    chunks: Iterator[Chunk]
+    byte_range: Callable[[int, int], Iterator[Chunk]] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,12 @@ class TensorPart:
         """Size of the data buffer in bytes."""
         return element_count(self.source.shape) * self.itemsize
 
-    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]:
-        """Yield bytes ``[lo, hi)`` of the buffer, generating only the elements that overlap them."""
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[Chunk]:
+        """Yield bytes ``[lo, hi)`` of the buffer, generating only the elements that overlap them.
+
+        A piece is a read-only view of the array the source yielded when that array is the whole of its buffer
+        (generated for this range: no copy, the buffer freed with the view); a copy when it is a view into a larger
+        buffer (a whole matrix, cached), so that a piece in flight never keeps more than itself alive."""
         if lo >= hi:
             return
         expected = storage_dtype(self.source.dtype)
@@ -82,9 +96,10 @@ class TensorPart:
             seen += array.size
             if seen > last - first:
                 raise ValueError(f"source {self.source.name!r} yielded more than {last - first} elements")
+            shared = _owner(array).nbytes > array.nbytes  # a view into a buffer that outlives this chunk
             for begin in range(0, array.size, step):
-                raw = np.ascontiguousarray(array[begin : begin + step]).view(np.uint8)
-                data = raw[skip : skip + remaining].tobytes()  # one copy, the range's ends cut off before it
+                raw = np.ascontiguousarray(array[begin : begin + step]).view(np.uint8)[skip : skip + remaining]
+                data = raw.tobytes() if shared else raw.data.toreadonly()
                 skip = 0
                 remaining -= len(data)
                 if data:
@@ -114,7 +129,7 @@ class Segment(Protocol):
     @property
     def nbytes(self) -> int: ...
 
-    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]: ...
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[Chunk]: ...
 
 
 Part = bytes | Segment
@@ -129,7 +144,7 @@ def _slices(data: bytes, lo: int, hi: int) -> Iterator[bytes]:
         yield data[begin : min(begin + MAX_CHUNK_BYTES, hi)]
 
 
-def iter_parts(parts: Sequence[Part], start: int, stop: int) -> Iterator[bytes]:
+def iter_parts(parts: Sequence[Part], start: int, stop: int) -> Iterator[Chunk]:
     """Yield bytes ``[start, stop)`` of the concatenation of ``parts``, touching only the parts that overlap them."""
     offset = 0
     for part in parts:
@@ -148,7 +163,7 @@ def assemble(parts: Sequence[Part], media_type: str, headers: dict[str, str] | N
     ends = tuple(itertools.accumulate(map(_part_length, frozen)))
     length = ends[-1] if ends else 0
 
-    def byte_range(start: int, stop: int) -> Iterator[bytes]:
+    def byte_range(start: int, stop: int) -> Iterator[Chunk]:
         if not 0 <= start <= stop <= length:
             raise ValueError(f"byte range [{start}, {stop}) outside body of length {length}")
         first = bisect.bisect_right(ends, start)  # the first part that ends after ``start``

@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from initserve.formats.body import DeferredBytes, EncodedBody, Part, TensorPart, assemble, iter_parts
+from initserve.formats.body import Chunk, DeferredBytes, EncodedBody, Part, TensorPart, assemble, iter_parts
 from initserve.formats.errors import FormatError
 from initserve.formats.npy import npy_header
 from initserve.formats.source import TensorSource, check_names, storage_dtype
@@ -82,13 +82,13 @@ class _Member:
     def __post_init__(self) -> None:
         self.nbytes = len(self.parts[0]) + self.parts[1].nbytes
 
-    def iter_bytes(self, lo: int, hi: int) -> Iterator[bytes]:
+    def iter_bytes(self, lo: int, hi: int) -> Iterator[Chunk]:
         """Yield bytes ``[lo, hi)`` of the file data, taking the CRC-32 on the way when they are all of it."""
         if self.crc is None and (lo, hi) == (0, self.nbytes):
             return self._checksummed()
         return iter_parts(self.parts, lo, hi)
 
-    def _checksummed(self) -> Iterator[bytes]:
+    def _checksummed(self) -> Iterator[Chunk]:
         crc = 0
         for piece in iter_parts(self.parts, 0, self.nbytes):
             crc = zlib.crc32(piece, crc)
