@@ -37,6 +37,7 @@ import hashlib
 import http.client
 import importlib.util
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,7 @@ from bench.ranges import size
 from bench.report import Machine
 from initserve.api.serving import encoder_source
 from initserve.core import resolve
-from initserve.formats import Format, encode
+from initserve.formats import Chunk, Format, encode
 from initserve.testing import ServerProcess
 
 MIB = 1 << 20
@@ -125,7 +126,7 @@ class Stream:
         return self.ratio >= TARGET
 
 
-def _timed(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, float, float]]:
+def _timed(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, float, float]]:
     """Each chunk with the wall and CPU seconds its production took."""
     while True:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -398,6 +399,22 @@ def large_table(large: Large) -> str:
     return "\n".join(lines)
 
 
+def _where_the_time_goes(stream: Stream) -> str:
+    """The best download's CPU against the in-process chunks': what sending adds on cores generation fills."""
+    best = stream.download.index(min(stream.download))
+    seconds, server, client = stream.download[best], stream.server_cpu[best], stream.client_cpu[best]
+    in_seconds = min(stream.in_process)
+    in_cpu = stream.in_process_cpu[stream.in_process.index(in_seconds)]
+    cores = os.cpu_count() or 1
+    floor = (server + client) / cores
+    return (f"Where the time goes ({stream.fmt}): the best download used {server:.1f} CPU s in the server and "
+            f"{client:.1f} s in the client over {seconds:.2f} s ({(server + client) / seconds:.2f} of {cores} cores "
+            f"busy), where producing the chunks in-process used {in_cpu:.1f} CPU s over {in_seconds:.2f} s: sending "
+            f"adds {server + client - in_cpu:.1f} CPU s (the kernel's copies into the socket and out of it, the event "
+            f"loop, the client) on the cores that generation already keeps busy, so even with every core busy the "
+            f"download could not take less than {floor:.2f} s, {in_seconds / floor:.2f}× the in-process rate.")
+
+
 def large_summary(large: Large) -> str:
     """Throughput context, memory, and the verdict."""
     raw = large.streams[0]
@@ -409,6 +426,7 @@ def large_summary(large: Large) -> str:
          f"whole tensor (one {size(large.nbytes)} array) ran at {_rate(large.nbytes, min(large.region))} (best of "
          f"{len(large.region)}). Server and client CPU are those of the best download; the server's includes its "
          f"generation threads."),
+        _where_the_time_goes(raw),
         (f"Server RSS (sum of `VmRSS` over its {len(large.processes)} process(es), sampled every "
          f"{SAMPLE_INTERVAL * 1e3:.0f} ms during the downloads): {large.rss_idle / MIB:,.0f} MiB idle, peak "
          f"{max(large.rss_samples, default=0) / MIB:,.0f} MiB; peak RSS since start-up (`VmHWM`): {peaks}: "
