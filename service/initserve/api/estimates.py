@@ -59,7 +59,8 @@ REQUEST_BYTES = 1 * MiB
 """Any request: the parsed body, the resolved specs, the answer's objects."""
 SEND_BYTES = 2 * MAX_CHUNK_BYTES
 """A streamed answer in the server: the chunk in flight (a view of its buffer with httptools, h11's framing copy
-without), and asyncio's copy of what the socket did not take. A body of several chunks also has one chunk generated ahead (:class:`~.admission._Chunks`)."""
+without), and asyncio's copy of what the socket did not take. A body of several chunks also has one chunk
+generated ahead (:class:`~.admission._Chunks`)."""
 SPARSE_COPIES = 8
 """Peak of sparse's build, in float64 matrices of its size (measured 6.6)."""
 THREAD_BYTES = MiB
