@@ -82,8 +82,12 @@ def _status(result: Result) -> str:
     return "—" if met is None else ("met" if met else "**not met**")
 
 
-def _best(times: list[float]) -> str:
-    return f"{min(times):.3f} s (best of {len(times)})" if times else "—"
+def _best(times: list[float], every: bool) -> str:
+    """The best time; with ``every``, each run's too (in the order run), to show the spread."""
+    if not times:
+        return "—"
+    runs = f": {', '.join(f'{t:.3f}' for t in times)}" if every and len(times) > 1 else ""
+    return f"{min(times):.3f} s (best of {len(times)}{runs})"
 
 
 def table(results: list[Result], full_command: str) -> str:
@@ -94,7 +98,7 @@ def table(results: list[Result], full_command: str) -> str:
         ours = (f"skipped ({r.skipped}; run `{full_command}`)" if r.skipped else rate(r.ours_rate))
         ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
         lines.append(f"| {r.case.label} | {r.case.elements:,} | {ours} | {rate(r.torch_rate)} | {ratio} | "
-                     f"{_target(r)} | {_status(r)} | {_best(r.ours)} | {_best(r.torch)} |")
+                     f"{_target(r)} | {_status(r)} | {_best(r.ours, r.case.dense)} | {_best(r.torch, r.case.dense)} |")
     return "\n".join(lines)
 
 
@@ -158,7 +162,8 @@ def markdown(results: list[Result], profiles: list[Profile], machine: Machine, *
         "",
         ("Targets (issue 8): float32 normal, uniform, xavier/kaiming uniform and normal at least 1.0× torch's "
          "throughput, trunc_normal at least 5×, float64 at least 0.5×, orthogonal 4096² in at most torch's time "
-         "(ratio ≥ 1); orthogonal 1024² is informational. xavier/kaiming use "
+         "(ratio ≥ 1); orthogonal 1024² is informational (whole-matrix cases list every run: their spread is this "
+         "machine's noise). xavier/kaiming use "
          f"{square_note} (fans need 2-D); default parameters on both sides (seed 0, name \"\")."),
         "",
         "### Where the time goes",
