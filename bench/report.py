@@ -97,8 +97,9 @@ def table(results: list[Result], full_command: str) -> str:
     for r in results:
         ours = (f"skipped ({r.skipped}; run `{full_command}`)" if r.skipped else rate(r.ours_rate))
         ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
+        times = f"{_best(r.ours, r.case.dense)} | {_best(r.torch, r.case.dense)}"
         lines.append(f"| {r.case.label} | {r.case.elements:,} | {ours} | {rate(r.torch_rate)} | {ratio} | "
-                     f"{_target(r)} | {_status(r)} | {_best(r.ours, r.case.dense)} | {_best(r.torch, r.case.dense)} |")
+                     f"{_target(r)} | {_status(r)} | {times} |")
     return "\n".join(lines)
 
 

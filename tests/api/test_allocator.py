@@ -14,7 +14,7 @@ from initserve.api.allocator import return_freed_memory
 # Chunk-sized buffers allocated and freed by a few threads at once, as concurrent answers do. Freeing a large
 # mapped block first raises glibc's dynamic mmap threshold, so without the fixed one the later buffers come
 # from the arenas and stay mapped after they are freed.
-PROGRAM = textwrap.dedent("""
+BURST = textwrap.dedent("""
     import sys
     from concurrent.futures import ThreadPoolExecutor
     import numpy as np
@@ -71,20 +71,16 @@ def run(program: str, *args: str) -> int:
     return int(done.stdout)
 
 
-def retained_mib(mode: str) -> int:
-    return run(PROGRAM, mode)
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunables are glibc's")
 def test_freed_buffers_are_returned_to_the_system() -> None:
     assert return_freed_memory()
-    assert retained_mib("fixed") < 16
+    assert run(BURST, "fixed") < 16
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunables are glibc's")
 def test_without_it_glibc_keeps_them() -> None:
     """The control: the default allocator keeps (part of) the freed buffers, which is what the fix is for."""
-    assert retained_mib("default") > 64
+    assert run(BURST, "default") > 64
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunables are glibc's")
